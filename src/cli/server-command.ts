@@ -1,0 +1,74 @@
+// `keymesh server`: the composition root of the control plane. It picks the concrete store, wires the
+// manager and the API, and owns start-up and shutdown.
+import { chmodSync, mkdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { createApiServer } from '../api/server.ts';
+import { systemClock } from '../base/clock.ts';
+import { formatExportLines, resolveAdminCredentials } from '../config/credentials.ts';
+import type { ServerConfig } from '../config/server-config.ts';
+import { parseLimits } from '../mesh/limits.ts';
+import { ResourceManager } from '../mesh/manager.ts';
+import { SqliteStore } from '../store/sqlite/sqlite-store.ts';
+
+export interface RunningServer {
+  url: string;
+  close(): Promise<void>;
+}
+
+/** Creates the data directory owner-only; warns when an existing one is readable by others. */
+function prepareDataDir(dir: string): void {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const mode = statSync(dir).mode & 0o777;
+  if (mode & 0o077) {
+    chmodSync(dir, 0o700);
+    process.stderr.write(`keymesh: tightened ${dir} from ${mode.toString(8)} to 700 (it holds keys and credentials)\n`);
+  }
+}
+
+export async function startServer(config: ServerConfig, out: NodeJS.WritableStream = process.stdout): Promise<RunningServer> {
+  prepareDataDir(config.dataDir);
+  const limits = parseLimits(config.limitOverrides);
+  const credentials = config.insecureNoAuth ? null : resolveAdminCredentials({ dataDir: config.dataDir, env: process.env });
+  const store = SqliteStore.open(join(config.dataDir, 'keymesh.db'));
+  const manager = new ResourceManager({ store, clock: systemClock, account: config.accountId, region: config.region, limits });
+  const app = createApiServer({
+    manager,
+    clock: systemClock,
+    credentials: credentials ? { secretFor: (id: string) => (id === credentials.accessKeyId ? credentials.secretAccessKey : undefined) } : null,
+    rateLimit: config.rateLimit,
+    logger: config.logLevel === 'silent' ? false : { level: config.logLevel },
+  });
+  try {
+    await app.listen({ host: config.host, port: config.port });
+  } catch (e) {
+    await store.close();
+    throw e;
+  }
+  const addr = app.server.address();
+  const port = typeof addr === 'object' && addr ? addr.port : config.port;
+  const host = config.host.includes(':') ? `[${config.host}]` : config.host;
+  const url = `http://${host}:${port}`;
+
+  // Warnings first: whoever waits for the "listening" line has them by then.
+  if (!credentials) {
+    process.stderr.write('WARNING: --insecure-no-auth: requests are NOT authenticated. Anyone who can reach this port can change the mesh. Use only for local experiments.\n');
+  }
+  if (!['127.0.0.1', '::1', 'localhost'].includes(config.host)) {
+    process.stderr.write(`WARNING: listening on ${config.host} without TLS: requests are signed but not encrypted; put the API behind TLS or keep it on loopback.\n`);
+  }
+  if (credentials?.source === 'generated') {
+    out.write(`Generated admin credentials (stored in ${join(config.dataDir, 'credentials.json')}, mode 600). Use them with:\n`);
+    out.write(`  ${formatExportLines(credentials, config.region)}\n`);
+  } else if (credentials) {
+    out.write(`Admin credentials: ${credentials.source === 'env' ? 'from KEYMESH_ACCESS_KEY_ID / KEYMESH_SECRET_ACCESS_KEY' : `stored in ${join(config.dataDir, 'credentials.json')}; print them with: keymesh credentials --data-dir ${config.dataDir}`}\n`);
+  }
+  out.write(`keymesh server listening on ${url} (account ${config.accountId}, region ${config.region}, data ${config.dataDir})\n`);
+  out.write(`Try: aws appmesh list-meshes --endpoint-url ${url}\n`);
+  return {
+    url,
+    close: async () => {
+      await app.close();
+      await store.close();
+    },
+  };
+}
