@@ -145,6 +145,7 @@ export class ResourceManager {
   async listTags(arn: string, limit: number | undefined, nextToken: string | undefined): Promise<Page<Tag>> {
     const record = await this.#byArn(arn);
     const start = nextToken === undefined ? 0 : Number(decodePageToken(nextToken, `tags:${arn}`));
+    if (!Number.isSafeInteger(start) || start < 0) throw new BadRequestError('nextToken: not a token this API returned.');
     const size = limit ?? this.#limits.tagsPerResource;
     const items = record.tags.slice(start, start + size);
     const more = start + size < record.tags.length;

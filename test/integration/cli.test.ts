@@ -1,0 +1,75 @@
+// The `keymesh` command line as a new user meets it: help, and clear one-line errors for bad flags and bad
+// files, with nothing stored lost.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { KEYMESH_MAIN, makeTempDir, removeDir } from '../support/keymesh-server.ts';
+
+function keymesh(args: string[], env: Record<string, string> = {}) {
+  const r = spawnSync(process.execPath, [KEYMESH_MAIN, ...args], {
+    encoding: 'utf8',
+    timeout: 20_000,
+    env: { ...process.env, KEYMESH_ACCESS_KEY_ID: '', KEYMESH_SECRET_ACCESS_KEY: '', ...env },
+  });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+test('keymesh --help lists the commands; each command has its own help', () => {
+  const top = keymesh(['--help']);
+  assert.equal(top.code, 0);
+  assert.match(top.stdout, /server \[options\]\s+Run the control plane/);
+  assert.match(top.stdout, /credentials \[options\]\s+Print the export lines/);
+  const server = keymesh(['server', '--help']);
+  assert.equal(server.code, 0);
+  for (const flag of ['--data-dir', '--listen', '--region', '--account-id', '--limit', '--rate-limit', '--insecure-no-auth', 'KEYMESH_ACCESS_KEY_ID']) {
+    assert.ok(server.stdout.includes(flag), `server --help mentions ${flag}`);
+  }
+});
+
+test('bad flags are refused with one clear line', () => {
+  const cases: [string[], RegExp][] = [
+    [['server', '--listen', 'localhost'], /--listen localhost: expected HOST:PORT/],
+    [['server', '--listen', '127.0.0.1:99999'], /--listen 127\.0\.0\.1:99999/],
+    [['server', '--account-id', '42'], /--account-id 42: must be 12 digits/],
+    [['server', '--limit', 'widgets=3'], /unknown limit "widgets"/],
+    [['server', '--rate-limit', 'fast'], /--rate-limit fast/],
+    [['serve'], /unknown command 'serve'/],
+  ];
+  for (const [args, message] of cases) {
+    const dir = makeTempDir();
+    try {
+      const r = keymesh([...args, '--data-dir', dir]);
+      assert.notEqual(r.code, 0, args.join(' '));
+      assert.match(r.stderr, message);
+      assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace for a user error');
+    } finally {
+      removeDir(dir);
+    }
+  }
+});
+
+test('a damaged database or an exposed credentials file stops the server with an error naming the file, and the file is kept', () => {
+  const dir = makeTempDir();
+  try {
+    const db = join(dir, 'keymesh.db');
+    writeFileSync(db, 'this is not a database, but it might be someone\'s data'.repeat(100));
+    const r = keymesh(['server', '--data-dir', dir, '--listen', '127.0.0.1:0'], { KEYMESH_ACCESS_KEY_ID: 'AKIAKEYMESHTEST0001', KEYMESH_SECRET_ACCESS_KEY: 'keymesh-test-secret-key-0123456789abcdef' });
+    assert.equal(r.code, 1);
+    assert.ok(r.stderr.includes(db), r.stderr);
+    assert.match(readFileSync(db, 'utf8'), /^this is not a database/);
+
+    const dir2 = makeTempDir();
+    const creds = join(dir2, 'credentials.json');
+    writeFileSync(creds, JSON.stringify({ accessKeyId: 'KMAAAAAAAAAAAAAAAAAA', secretAccessKey: 'S'.repeat(40) }));
+    chmodSync(creds, 0o644);
+    const exposed = keymesh(['server', '--data-dir', dir2, '--listen', '127.0.0.1:0']);
+    assert.equal(exposed.code, 1);
+    assert.match(exposed.stderr, /chmod 600/);
+    assert.doesNotMatch(exposed.stderr, /SSSSSSSS/, 'the secret is never printed');
+    removeDir(dir2);
+  } finally {
+    removeDir(dir);
+  }
+});
