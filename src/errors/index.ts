@@ -137,3 +137,24 @@ export function formatViolations(violations: readonly Violation[]): string {
   const more = violations.length > 10 ? ` (and ${violations.length - 10} more)` : '';
   return shown.join('; ') + more;
 }
+
+/** A PEM file or string could not be read (wrong type, damaged, wrong passphrase). */
+export class PemError extends KeymeshError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('bad-request', 'KM_ERR_PEM', message, options);
+  }
+}
+
+/** A certificate signing request is malformed, badly signed, or asks for something it may not have. */
+export class CsrError extends KeymeshError {
+  constructor(message: string, code = 'KM_ERR_CSR') {
+    super('bad-request', code, message);
+  }
+}
+
+/** A certificate chain does not verify: expired, wrong issuer, not a CA, revoked. */
+export class TrustError extends KeymeshError {
+  constructor(message: string) {
+    super('bad-request', 'KM_ERR_TRUST', message);
+  }
+}
