@@ -22,14 +22,21 @@ import { applySpecDefaults, checkSpecRules, type RuleContext } from '../model/ru
 import type { ResourceStore, TokenEntry } from '../store/store.ts';
 import type { Limits } from './limits.ts';
 import { decodePageToken, encodePageToken } from './page-token.ts';
-import { deleteBlockers, requiredReferences } from './references.ts';
+import { acmReferences, deleteBlockers, requiredReferences } from './references.ts';
 
 /** How long a clientToken is remembered for retries (App Mesh does not document its window). */
 const TOKEN_TTL_MS = 24 * 60 * 60 * 1000;
 const DEFAULT_PAGE = 100;
 
+/** Objects outside the App Mesh resources that specs may name: keymesh's ACM-style certificates and CAs. */
+export interface ExternalReferences {
+  exists(kind: 'certificate' | 'certificateAuthority', arn: string): Promise<boolean>;
+}
+
 export interface ManagerOptions {
   store: ResourceStore;
+  /** When set, ACM ARNs in specs must name existing keymesh certificates / CAs (NotFoundException otherwise). */
+  externalReferences?: ExternalReferences;
   clock: Clock;
   account: string;
   region: string;
@@ -49,6 +56,7 @@ export class ResourceManager {
   readonly #clock: Clock;
   readonly #limits: Limits;
   readonly #newUid: () => string;
+  readonly #external: ExternalReferences | undefined;
   /** Writes are serialized so that reference and quota checks see the state they commit against. */
   #writes: Promise<unknown> = Promise.resolve();
 
@@ -59,6 +67,7 @@ export class ResourceManager {
     this.region = options.region;
     this.#limits = options.limits;
     this.#newUid = options.newUid ?? randomUUID;
+    this.#external = options.externalReferences;
   }
 
   /** Mesh-scoped operations take `meshOwner`; keymesh serves one account, and shares meshes with no other. */
@@ -198,6 +207,14 @@ export class ResourceManager {
   }
 
   async #checkSpec(key: ResourceKey, spec: JsonObject): Promise<void> {
+    if (this.#external) {
+      for (const ref of acmReferences(spec)) {
+        if (!(await this.#external.exists(ref.kind, ref.arn))) {
+          const what = ref.kind === 'certificate' ? 'certificate' : 'certificate authority';
+          throw new NotFoundError(`${ref.path}: no keymesh-managed ${what} has the ARN ${ref.arn}.`);
+        }
+      }
+    }
     if (key.kind === 'mesh') {
       const violations = checkSpecRules('mesh', spec, emptyContext, '', key.name);
       if (violations.length > 0) throw new ValidationError(violations);

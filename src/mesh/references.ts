@@ -99,3 +99,26 @@ export function deleteBlockers(key: ResourceKey, meshRecords: readonly ResourceR
   }
   return reasons;
 }
+
+/** ACM certificate and private-CA ARNs a spec names (listener certificates, client-policy trust). */
+export function acmReferences(spec: JsonValue, path = 'spec'): { arn: string; kind: 'certificate' | 'certificateAuthority'; path: string }[] {
+  const found: { arn: string; kind: 'certificate' | 'certificateAuthority'; path: string }[] = [];
+  if (Array.isArray(spec)) {
+    spec.forEach((v, i) => found.push(...acmReferences(v, `${path}[${i}]`)));
+  } else if (isJsonObject(spec)) {
+    for (const [k, v] of Object.entries(spec)) {
+      const at = `${path}.${k}`;
+      if (k === 'acm' && isJsonObject(v)) {
+        if (typeof v.certificateArn === 'string') found.push({ arn: v.certificateArn, kind: 'certificate', path: `${at}.certificateArn` });
+        if (Array.isArray(v.certificateAuthorityArns)) {
+          v.certificateAuthorityArns.forEach((a, i) => {
+            if (typeof a === 'string') found.push({ arn: a, kind: 'certificateAuthority', path: `${at}.certificateAuthorityArns[${i}]` });
+          });
+        }
+      } else {
+        found.push(...acmReferences(v, at));
+      }
+    }
+  }
+  return found;
+}
