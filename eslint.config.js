@@ -10,7 +10,10 @@ const LAYERS = {
   model: ['errors', 'base'],
   store: ['errors', 'base', 'model'],
   mesh: ['errors', 'base', 'model', 'store'],
-  api: ['errors', 'base', 'config', 'model', 'mesh'],
+  pki: ['errors', 'base'],
+  ca: ['errors', 'base', 'model', 'store', 'pki'],
+  identity: ['errors', 'base', 'pki'],
+  api: ['errors', 'base', 'config', 'model', 'mesh', 'pki', 'ca'],
   cli: null, // composition root: may import anything
 };
 const ALL = Object.keys(LAYERS);

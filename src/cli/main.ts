@@ -4,6 +4,7 @@ import { Command, Option } from 'commander';
 import { formatExportLines, resolveAdminCredentials } from '../config/credentials.ts';
 import { buildServerConfig, DEFAULT_ACCOUNT, DEFAULT_LISTEN, DEFAULT_REGION, defaultDataDir, type ServerFlags } from '../config/server-config.ts';
 import { isKeymeshError } from '../errors/index.ts';
+import { registerCertsCommand } from './certs-command.ts';
 import { startServer } from './server-command.ts';
 
 const program = new Command()
@@ -52,6 +53,8 @@ program
     const creds = resolveAdminCredentials({ dataDir: flags.dataDir, env: process.env, create: false });
     process.stdout.write(`${formatExportLines(creds, flags.region)}\n`);
   });
+
+registerCertsCommand(program);
 
 function fail(e: unknown): never {
   if (isKeymeshError(e)) {

@@ -53,6 +53,100 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX tokens_expires_at ON tokens (expires_at);
     `,
   },
+  {
+    version: 2,
+    description: 'certificate authority: settings, CAs, issued certificates, join tokens, revocations, managed certificates',
+    sql: `
+      -- A trust domain belongs to one mesh: two meshes sharing one would share SPIFFE IDs.
+      CREATE TABLE ca_settings (
+        mesh TEXT PRIMARY KEY,
+        trust_domain TEXT NOT NULL UNIQUE,
+        svid_ttl_ms INTEGER NOT NULL,
+        key_type TEXT NOT NULL,
+        updated_at INTEGER NOT NULL
+      ) WITHOUT ROWID;
+      -- Private keys are not here: key_file names a file in <dataDir>/ca/.
+      CREATE TABLE cas (
+        id TEXT PRIMARY KEY,
+        arn TEXT NOT NULL UNIQUE,
+        mesh TEXT NOT NULL,
+        trust_domain TEXT NOT NULL,
+        origin TEXT NOT NULL CHECK (origin IN ('generated', 'imported', 'offline-signed')),
+        key_type TEXT NOT NULL,
+        key_file TEXT NOT NULL,
+        cert_pem TEXT NOT NULL,
+        chain_pem TEXT NOT NULL,
+        csr_pem TEXT NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('pending', 'prepared', 'active', 'retiring', 'retired')),
+        not_before INTEGER NOT NULL,
+        not_after INTEGER NOT NULL,
+        last_issued_not_after INTEGER NOT NULL,
+        crl_number INTEGER NOT NULL DEFAULT 0,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        activated_at INTEGER,
+        retiring_since INTEGER,
+        retired_at INTEGER
+      ) WITHOUT ROWID;
+      CREATE INDEX cas_trust_domain ON cas (trust_domain, status);
+      -- Rotation's invariants, held by the database even against a second process: one signing CA and one
+      -- next CA per trust domain.
+      CREATE UNIQUE INDEX cas_one_active ON cas (trust_domain) WHERE status = 'active';
+      CREATE UNIQUE INDEX cas_one_next ON cas (trust_domain) WHERE status IN ('pending', 'prepared');
+      CREATE TABLE issued_certificates (
+        serial TEXT PRIMARY KEY,
+        ca_id TEXT NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('svid', 'managed')),
+        mesh TEXT NOT NULL,
+        spiffe_id TEXT,
+        managed_arn TEXT,
+        not_before INTEGER NOT NULL,
+        not_after INTEGER NOT NULL,
+        issued_at INTEGER NOT NULL,
+        revoked_at INTEGER
+      ) WITHOUT ROWID;
+      CREATE INDEX issued_ca ON issued_certificates (ca_id, revoked_at);
+      CREATE INDEX issued_spiffe_id ON issued_certificates (spiffe_id);
+      CREATE INDEX issued_managed_arn ON issued_certificates (managed_arn);
+      -- Only the sha256 of a token's secret is kept.
+      CREATE TABLE join_tokens (
+        id TEXT PRIMARY KEY,
+        secret_hash TEXT NOT NULL,
+        mesh TEXT NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('virtualNode', 'virtualGateway')),
+        name TEXT NOT NULL,
+        spiffe_id TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        used_at INTEGER
+      ) WITHOUT ROWID;
+      CREATE TABLE revoked_identities (
+        spiffe_id TEXT PRIMARY KEY,
+        mesh TEXT NOT NULL,
+        revoked_at INTEGER NOT NULL,
+        reason TEXT NOT NULL
+      ) WITHOUT ROWID;
+      CREATE TABLE managed_certificates (
+        arn TEXT PRIMARY KEY,
+        id TEXT NOT NULL,
+        mesh TEXT NOT NULL,
+        ca_id TEXT NOT NULL,
+        domain_name TEXT NOT NULL,
+        subject_alternative_names TEXT NOT NULL,
+        key_type TEXT NOT NULL,
+        key_file TEXT NOT NULL,
+        cert_pem TEXT NOT NULL,
+        chain_pem TEXT NOT NULL,
+        serial TEXT NOT NULL,
+        not_before INTEGER NOT NULL,
+        not_after INTEGER NOT NULL,
+        validity_ms INTEGER NOT NULL,
+        created_at INTEGER NOT NULL,
+        renewed_at INTEGER,
+        rev INTEGER NOT NULL
+      ) WITHOUT ROWID;
+    `,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
