@@ -4,10 +4,11 @@
 import { randomUUID } from 'node:crypto';
 import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Clock } from '../base/clock.ts';
-import { BadRequestError, isKeymeshError } from '../errors/index.ts';
-import type { JsonValue } from '../model/json.ts';
+import { isKeymeshError } from '../errors/index.ts';
 import type { ResourceManager } from '../mesh/manager.ts';
+import { registerCaRoutes, type CaRoutesOptions } from './admin/ca-routes.ts';
 import { type CredentialLookup, verifySigV4 } from './auth/sigv4-verify.ts';
+import { parseJsonBody } from './json-body.ts';
 import { buildOperations } from './operations.ts';
 import { RateLimiter, type RateLimitOptions } from './rate-limit.ts';
 import { toWireError } from './wire-errors.ts';
@@ -23,6 +24,8 @@ export interface ApiServerOptions {
   rateLimit: RateLimitOptions;
   /** Server log settings; false for none. Logs never include credentials or bodies. */
   logger: { level: string } | false;
+  /** keymesh's own admin endpoints for the certificate authority (under /keymesh/v1); omitted: none. */
+  ca?: CaRoutesOptions;
 }
 
 declare module 'fastify' {
@@ -55,7 +58,9 @@ export function createApiServer(options: ApiServerOptions): FastifyInstance {
 
   app.addHook('preHandler', async (req) => {
     let caller = req.ip;
-    if (options.credentials) {
+    // Public routes (CRLs, the control-plane CA certificate) serve what any relying party may fetch.
+    const isPublic = (req.routeOptions.config as { public?: boolean } | undefined)?.public === true;
+    if (options.credentials && !isPublic) {
       const who = await verifySigV4(
         { method: req.method, rawUrl: req.raw.url ?? '/', headers: req.headers, body: req.rawBody ?? Buffer.alloc(0) },
         options.credentials,
@@ -82,6 +87,8 @@ export function createApiServer(options: ApiServerOptions): FastifyInstance {
     });
   }
 
+  if (options.ca) registerCaRoutes(app, options.ca);
+
   app.setNotFoundHandler(async (req, reply) => {
     sendError(reply, 404, 'UnknownOperationException', `No App Mesh operation matches ${req.method} ${req.url.split('?')[0]}.`);
   });
@@ -104,13 +111,4 @@ export function createApiServer(options: ApiServerOptions): FastifyInstance {
 
 function sendError(reply: FastifyReply, status: number, type: string, message: string): void {
   reply.code(status).header('x-amzn-ErrorType', type).type('application/json').send(JSON.stringify({ message }));
-}
-
-function parseJsonBody(raw: Buffer | undefined): JsonValue {
-  if (!raw || raw.length === 0) return {};
-  try {
-    return JSON.parse(raw.toString('utf8')) as JsonValue;
-  } catch (e) {
-    throw new BadRequestError(`Request body is not valid JSON: ${(e as Error).message}`);
-  }
 }

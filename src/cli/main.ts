@@ -2,9 +2,11 @@
 // The `keymesh` command line: one subcommand per job. Errors leave as one clear line and a non-zero exit.
 import { Command, Option } from 'commander';
 import { formatExportLines, resolveAdminCredentials } from '../config/credentials.ts';
-import { buildServerConfig, DEFAULT_ACCOUNT, DEFAULT_LISTEN, DEFAULT_REGION, defaultDataDir, type ServerFlags } from '../config/server-config.ts';
+import { buildServerConfig, DEFAULT_ACCOUNT, DEFAULT_LISTEN, DEFAULT_REGION, DEFAULT_WORKLOAD_LISTEN, defaultDataDir, type ServerFlags } from '../config/server-config.ts';
 import { isKeymeshError } from '../errors/index.ts';
+import { registerCaCommands } from './ca-command.ts';
 import { registerCertsCommand } from './certs-command.ts';
+import { registerIdentityCommand } from './identity-command.ts';
 import { startServer } from './server-command.ts';
 
 const program = new Command()
@@ -17,6 +19,7 @@ program
   .description('Run the control plane: the App Mesh-compatible API on an embedded SQLite store.')
   .option('--data-dir <dir>', 'where keymesh keeps its database, keys and credentials', defaultDataDir())
   .option('--listen <host:port>', 'address of the App Mesh API', DEFAULT_LISTEN)
+  .option('--workload-listen <host:port>', 'address of the workload identity endpoint (HTTPS: join-token bootstrap, SVID renewal)', DEFAULT_WORKLOAD_LISTEN)
   .option('--region <region>', 'region shown in resource ARNs', DEFAULT_REGION)
   .option('--account-id <id>', '12-digit account id shown as mesh and resource owner', DEFAULT_ACCOUNT)
   .option('--limit <name=value>', 'raise a service quota, e.g. meshes=100 (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
@@ -27,6 +30,8 @@ program
 Credentials: requests must be AWS SigV4-signed with the admin credentials. They come from
 KEYMESH_ACCESS_KEY_ID / KEYMESH_SECRET_ACCESS_KEY when set; otherwise keymesh generates them on first
 start, stores them (mode 600) in the data directory and prints the export lines to use.
+
+CA keys: stored under DATA_DIR/ca (mode 600); set KEYMESH_CA_PASSPHRASE to encrypt them at rest.
 
 Example:
   keymesh server --data-dir ./km --listen 127.0.0.1:7000
@@ -54,7 +59,9 @@ program
     process.stdout.write(`${formatExportLines(creds, flags.region)}\n`);
   });
 
+registerCaCommands(program);
 registerCertsCommand(program);
+registerIdentityCommand(program);
 
 function fail(e: unknown): never {
   if (isKeymeshError(e)) {

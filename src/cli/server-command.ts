@@ -2,16 +2,25 @@
 // manager and the API, and owns start-up and shutdown.
 import { chmodSync, mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { createIdentityServer } from '../api/identity/identity-server.ts';
+import { loadControlPlaneTls } from '../api/identity/control-plane-tls.ts';
 import { createApiServer } from '../api/server.ts';
 import { systemClock } from '../base/clock.ts';
+import { CertificateAuthority } from '../ca/authority.ts';
 import { formatExportLines, resolveAdminCredentials } from '../config/credentials.ts';
 import type { ServerConfig } from '../config/server-config.ts';
 import { parseLimits } from '../mesh/limits.ts';
 import { ResourceManager } from '../mesh/manager.ts';
+import { SqliteCaStore } from '../store/sqlite/sqlite-ca-store.ts';
 import { SqliteStore } from '../store/sqlite/sqlite-store.ts';
+
+/** How often the CA retires expired CAs, renews managed certificates and refreshes CRLs. */
+const MAINTENANCE_EVERY_MS = 30_000;
 
 export interface RunningServer {
   url: string;
+  /** The workload identity endpoint (HTTPS). */
+  identityUrl: string;
   close(): Promise<void>;
 }
 
@@ -29,25 +38,64 @@ export async function startServer(config: ServerConfig, out: NodeJS.WritableStre
   prepareDataDir(config.dataDir);
   const limits = parseLimits(config.limitOverrides);
   const credentials = config.insecureNoAuth ? null : resolveAdminCredentials({ dataDir: config.dataDir, env: process.env });
-  const store = SqliteStore.open(join(config.dataDir, 'keymesh.db'));
-  const manager = new ResourceManager({ store, clock: systemClock, account: config.accountId, region: config.region, limits });
+  const dbPath = join(config.dataDir, 'keymesh.db');
+  const store = SqliteStore.open(dbPath);
+  const caStore = SqliteCaStore.open(dbPath);
+  const closeStores = async () => {
+    await caStore.close();
+    await store.close();
+  };
+  const logger = config.logLevel === 'silent' ? false : { level: config.logLevel };
+  const authority = new CertificateAuthority({
+    caStore, resources: store, dataDir: config.dataDir, clock: systemClock, region: config.region, account: config.accountId,
+    ...(config.caPassphrase !== undefined ? { passphrase: config.caPassphrase } : {}),
+    onListenerError: (e) => process.stderr.write(`keymesh: a CA event listener failed: ${(e as Error).message}\n`),
+  });
+  const manager = new ResourceManager({
+    store, clock: systemClock, account: config.accountId, region: config.region, limits,
+    externalReferences: { exists: (kind, arn) => authority.exists(kind, arn) },
+  });
+  let cpTls;
+  try {
+    cpTls = await loadControlPlaneTls(config.dataDir, systemClock, config.caPassphrase);
+  } catch (e) {
+    await closeStores();
+    throw e;
+  }
+  const identity = createIdentityServer({ authority, tls: cpTls, logger });
+  const workloadHost = config.workloadHost.includes(':') ? `[${config.workloadHost}]` : config.workloadHost;
   const app = createApiServer({
     manager,
     clock: systemClock,
     credentials: credentials ? { secretFor: (id: string) => (id === credentials.accessKeyId ? credentials.secretAccessKey : undefined) } : null,
     rateLimit: config.rateLimit,
-    logger: config.logLevel === 'silent' ? false : { level: config.logLevel },
+    logger,
+    ca: { authority, controlPlaneCaPem: cpTls.caCertPem, identityEndpoint: `https://${workloadHost}:${config.workloadPort}` },
   });
   try {
     await app.listen({ host: config.host, port: config.port });
+    await identity.listen({ host: config.workloadHost, port: config.workloadPort });
   } catch (e) {
-    await store.close();
+    await app.close();
+    await identity.close();
+    await closeStores();
     throw e;
   }
+  const maintenance = setInterval(() => {
+    authority.maintain().then(
+      (r) => {
+        if (r.retired.length || r.renewed.length) out.write(`keymesh: CA upkeep: retired ${r.retired.join(', ') || 'none'}; renewed ${r.renewed.join(', ') || 'none'}\n`);
+      },
+      (e: unknown) => process.stderr.write(`keymesh: CA upkeep failed: ${(e as Error).message}\n`),
+    );
+  }, MAINTENANCE_EVERY_MS);
+  maintenance.unref();
   const addr = app.server.address();
   const port = typeof addr === 'object' && addr ? addr.port : config.port;
   const host = config.host.includes(':') ? `[${config.host}]` : config.host;
   const url = `http://${host}:${port}`;
+  const identityAddr = identity.server.address();
+  const identityUrl = `https://${workloadHost}:${typeof identityAddr === 'object' && identityAddr ? identityAddr.port : config.workloadPort}`;
 
   // Warnings first: whoever waits for the "listening" line has them by then.
   if (!credentials) {
@@ -63,12 +111,16 @@ export async function startServer(config: ServerConfig, out: NodeJS.WritableStre
     out.write(`Admin credentials: ${credentials.source === 'env' ? 'from KEYMESH_ACCESS_KEY_ID / KEYMESH_SECRET_ACCESS_KEY' : `stored in ${join(config.dataDir, 'credentials.json')}; print them with: keymesh credentials --data-dir ${config.dataDir}`}\n`);
   }
   out.write(`keymesh server listening on ${url} (account ${config.accountId}, region ${config.region}, data ${config.dataDir})\n`);
+  out.write(`Workload identity endpoint on ${identityUrl} (workloads pin ${cpTls.caCertPath}${config.caPassphrase !== undefined ? '; CA keys encrypted at rest' : ''})\n`);
   out.write(`Try: aws appmesh list-meshes --endpoint-url ${url}\n`);
   return {
     url,
+    identityUrl,
     close: async () => {
+      clearInterval(maintenance);
+      await identity.close();
       await app.close();
-      await store.close();
+      await closeStores();
     },
   };
 }

@@ -14,6 +14,11 @@ export interface ServerConfig {
   readonly limitOverrides: readonly string[];
   readonly rateLimit: { readonly ratePerSecond: number; readonly burst: number };
   readonly logLevel: string;
+  /** The workload identity endpoint (HTTPS; join-token bootstrap and mTLS renewal). */
+  readonly workloadHost: string;
+  readonly workloadPort: number;
+  /** Encrypts CA private keys at rest (KEYMESH_CA_PASSPHRASE); unset: file modes only. Never logged. */
+  readonly caPassphrase: string | undefined;
 }
 
 export interface ServerFlags {
@@ -25,9 +30,12 @@ export interface ServerFlags {
   limit?: string[];
   rateLimit?: string;
   logLevel?: string;
+  workloadListen?: string;
 }
 
 export const DEFAULT_LISTEN = '127.0.0.1:7000';
+export const DEFAULT_WORKLOAD_LISTEN = '127.0.0.1:7443';
+export const CA_PASSPHRASE_ENV = 'KEYMESH_CA_PASSPHRASE';
 /** LocalStack's convention for a local stand-in account; override with --account-id. */
 export const DEFAULT_ACCOUNT = '000000000000';
 export const DEFAULT_REGION = 'us-east-1';
@@ -37,15 +45,20 @@ export function defaultDataDir(): string {
 }
 
 /** Parses `host:port`, `[v6]:port` or `:port`. */
-export function parseListen(value: string): { host: string; port: number } {
+export function parseListen(value: string, flag = '--listen'): { host: string; port: number } {
   const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(value);
   const port = m ? Number(m[3]) : NaN;
-  if (!m || port > 65535) throw new ConfigError(`--listen ${value}: expected HOST:PORT (e.g. 127.0.0.1:7000 or [::1]:7000), port 0-65535`);
+  if (!m || port > 65535) throw new ConfigError(`${flag} ${value}: expected HOST:PORT (e.g. 127.0.0.1:7000 or [::1]:7000), port 0-65535`);
   return { host: m[1] ?? (m[2] || '127.0.0.1'), port };
 }
 
-export function buildServerConfig(flags: ServerFlags): ServerConfig {
+export function buildServerConfig(flags: ServerFlags, env: NodeJS.ProcessEnv = process.env): ServerConfig {
   const { host, port } = parseListen(flags.listen ?? DEFAULT_LISTEN);
+  const workload = parseListen(flags.workloadListen ?? DEFAULT_WORKLOAD_LISTEN, '--workload-listen');
+  const caPassphrase = env[CA_PASSPHRASE_ENV];
+  if (caPassphrase !== undefined && caPassphrase.length < 8) {
+    throw new ConfigError(`${CA_PASSPHRASE_ENV} is set but shorter than 8 characters; use a longer passphrase or unset it`);
+  }
   const accountId = flags.accountId ?? DEFAULT_ACCOUNT;
   if (!/^\d{12}$/.test(accountId)) throw new ConfigError(`--account-id ${accountId}: must be 12 digits, like an AWS account id`);
   const region = flags.region ?? DEFAULT_REGION;
@@ -66,5 +79,8 @@ export function buildServerConfig(flags: ServerFlags): ServerConfig {
     limitOverrides: Object.freeze([...(flags.limit ?? [])]),
     rateLimit: Object.freeze({ ratePerSecond: rate, burst: Math.max(1, Math.ceil(rate * 2)) }),
     logLevel,
+    workloadHost: workload.host,
+    workloadPort: workload.port,
+    caPassphrase,
   });
 }

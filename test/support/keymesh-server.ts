@@ -15,6 +15,8 @@ export const TEST_CREDENTIALS = Object.freeze({
 
 export interface ServerHandle {
   url: string;
+  /** The workload identity endpoint (https://...). */
+  identityUrl: string;
   dataDir: string;
   process: ChildProcess;
   /** Everything the process printed on stdout so far. */
@@ -59,7 +61,7 @@ export async function startKeymeshServer(options: StartOptions = {}): Promise<Se
     env.KEYMESH_SECRET_ACCESS_KEY = TEST_CREDENTIALS.secretAccessKey;
   }
   Object.assign(env, options.env ?? {});
-  const child = spawn(process.execPath, [KEYMESH_MAIN, 'server', '--data-dir', dataDir, '--listen', '127.0.0.1:0', '--log-level', 'warn', ...(options.args ?? [])], {
+  const child = spawn(process.execPath, [KEYMESH_MAIN, 'server', '--data-dir', dataDir, '--listen', '127.0.0.1:0', '--workload-listen', '127.0.0.1:0', '--log-level', 'warn', ...(options.args ?? [])], {
     env,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -75,13 +77,15 @@ export async function startKeymeshServer(options: StartOptions = {}): Promise<Se
   child.stderr!.setEncoding('utf8').on('data', (d: string) => { err += d; });
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
 
-  const url = await new Promise<string>((resolve, reject) => {
+  const [url, identityUrl] = await new Promise<[string, string]>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`keymesh server did not start in time:\n${out}\n${err}`)), options.timeoutMs ?? 20_000);
     const check = () => {
+      // The identity endpoint line comes after the API's "listening on" line.
       const m = /listening on (http:\/\/\S+)/.exec(out);
-      if (m) {
+      const id = /identity endpoint on (https:\/\/\S+)/.exec(out);
+      if (m && id) {
         clearTimeout(timer);
-        resolve(m[1]!);
+        resolve([m[1]!, id[1]!]);
       }
     };
     child.stdout!.on('data', check);
@@ -93,6 +97,7 @@ export async function startKeymeshServer(options: StartOptions = {}): Promise<Se
 
   return {
     url,
+    identityUrl,
     dataDir,
     process: child,
     stdout: () => out,
