@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
+import { keymeshAcm } from '../support/keymesh-acm.ts';
 import { appmeshCli, type CliResult } from '../support/aws-cli.ts';
 import { removeDir, type ServerHandle, startKeymeshServer } from '../support/keymesh-server.ts';
 import * as seed from '../fixtures/seed-specs.ts';
@@ -74,7 +75,8 @@ test('every operation through the AWS CLI', async () => {
   const gw = await run(['create-virtual-gateway', '--mesh-name', M, '--virtual-gateway-name', 'gateway', ...spec(seed.gatewayWithClientCert)]);
   assert.deepEqual(gw.virtualGateway.spec.backendDefaults.clientPolicy.tls.certificate, seed.gatewayWithClientCert.backendDefaults.clientPolicy.tls.certificate);
   assert.equal((await run(['describe-virtual-gateway', '--mesh-name', M, '--virtual-gateway-name', 'gateway'])).virtualGateway.virtualGatewayName, 'gateway');
-  assert.equal((await run(['update-virtual-gateway', '--mesh-name', M, '--virtual-gateway-name', 'gateway', ...spec(seed.acmGateway)])).virtualGateway.metadata.version, 2);
+  const { caArn } = await keymeshAcm(server.url, M, '*.appmesh-mtls.local');
+  assert.equal((await run(['update-virtual-gateway', '--mesh-name', M, '--virtual-gateway-name', 'gateway', ...spec(seed.acmGatewayFor(caArn))])).virtualGateway.metadata.version, 2);
   assert.equal((await run(['list-virtual-gateways', '--mesh-name', M])).virtualGateways.length, 1);
 
   await run(['create-gateway-route', '--mesh-name', M, '--virtual-gateway-name', 'gateway', '--gateway-route-name', 'gr', ...spec(seed.gatewayRouteToColorteller)]);

@@ -42,6 +42,7 @@ import {
   UpdateVirtualRouterCommand,
   UpdateVirtualServiceCommand,
 } from '@aws-sdk/client-app-mesh';
+import { keymeshAcm } from '../support/keymesh-acm.ts';
 import { sdkClient } from '../support/aws-cli.ts';
 import { removeDir, type ServerHandle, startKeymeshServer } from '../support/keymesh-server.ts';
 import * as seed from '../fixtures/seed-specs.ts';
@@ -146,7 +147,8 @@ describe('every operation, with the seed walkthroughs\' specs', () => {
     assert.equal((await client.send(new UpdateVirtualRouterCommand({ meshName: mesh, virtualRouterName: 'colorteller-router', spec: { listeners: [{ portMapping: { port: 9080, protocol: 'http' } }] } }))).virtualRouter?.metadata?.version, 2);
     assert.equal((await client.send(new UpdateRouteCommand({ meshName: mesh, virtualRouterName: 'colorteller-router', routeName: 'to-colorteller', spec: { httpRoute: { match: { prefix: '/color' }, action: { weightedTargets: [{ virtualNode: 'colorteller', weight: 2 }] } } } }))).route?.metadata?.version, 2);
     assert.equal((await client.send(new UpdateVirtualServiceCommand({ meshName: mesh, virtualServiceName: 'colorteller.appmesh-mtls.local', spec: { provider: { virtualRouter: { virtualRouterName: 'colorteller-router' } } } }))).virtualService?.metadata?.version, 2);
-    assert.equal((await client.send(new UpdateVirtualGatewayCommand({ meshName: mesh, virtualGatewayName: 'gateway', spec: seed.acmGateway as never }))).virtualGateway?.metadata?.version, 2);
+    const { caArn } = await keymeshAcm(server.url, mesh, '*.appmesh-mtls.local');
+    assert.equal((await client.send(new UpdateVirtualGatewayCommand({ meshName: mesh, virtualGatewayName: 'gateway', spec: seed.acmGatewayFor(caArn) as never }))).virtualGateway?.metadata?.version, 2);
     assert.equal((await client.send(new UpdateGatewayRouteCommand({ meshName: mesh, virtualGatewayName: 'gateway', gatewayRouteName: 'gateway-route', spec: { httpRoute: { match: { prefix: '/paint' }, action: { target: { virtualService: { virtualServiceName: 'colorteller.appmesh-mtls.local' } } } } } }))).gatewayRoute?.metadata?.version, 2);
 
     // An update that changes nothing keeps the version.
@@ -207,10 +209,14 @@ describe('every operation, with the seed walkthroughs\' specs', () => {
 
     const a = 'appmesh-acm';
     await client.send(new CreateMeshCommand({ meshName: a }));
-    const white = await client.send(new CreateVirtualNodeCommand({ meshName: a, virtualNodeName: 'colorteller-white', spec: seed.acmColortellerNode as never }));
-    assert.deepEqual(white.virtualNode?.spec, seed.acmColortellerNode);
-    const gw = await client.send(new CreateVirtualGatewayCommand({ meshName: a, virtualGatewayName: 'gateway', spec: seed.acmGateway as never }));
-    assert.deepEqual(gw.virtualGateway?.spec, seed.acmGateway);
+    // An ARN that names nothing in keymesh is refused, naming it; keymesh's own CA and certificate work.
+    await assert.rejects(client.send(new CreateVirtualNodeCommand({ meshName: a, virtualNodeName: 'colorteller-white', spec: seed.acmColortellerNode as never })),
+      (e: Error) => e.name === 'NotFoundException' && e.message.includes('6b1c3d0e-0d5a-4c4e-9f51-3c2f0a1e2b3c'));
+    const acm = await keymeshAcm(server.url, a, '*.appmesh-acm.local');
+    const white = await client.send(new CreateVirtualNodeCommand({ meshName: a, virtualNodeName: 'colorteller-white', spec: seed.acmColortellerNodeFor(acm.certArn) as never }));
+    assert.deepEqual(white.virtualNode?.spec, seed.acmColortellerNodeFor(acm.certArn));
+    const gw = await client.send(new CreateVirtualGatewayCommand({ meshName: a, virtualGatewayName: 'gateway', spec: seed.acmGatewayFor(acm.caArn) as never }));
+    assert.deepEqual(gw.virtualGateway?.spec, seed.acmGatewayFor(acm.caArn));
   });
 });
 
