@@ -215,6 +215,30 @@ describe('bootstrap with a join token, renewal over mTLS', () => {
   });
 });
 
+describe('keymesh identity run', () => {
+  test('bootstraps from a token file into svid.pem, svid_key.pem (600) and bundle.pem; a restart needs no token', () => {
+    const out = join(dir, 'workload');
+    const tokenFile = join(dir, 'workload.token');
+    writeFileSync(tokenFile, `${newToken()}\n`, { mode: 0o600 });
+    const run = (extra: string[]) => spawnSync(process.execPath, [KEYMESH_MAIN, 'identity', 'run', '--endpoint', server.identityUrl, '--control-plane-ca', cpCa, '--out', out, '--once', ...extra], { encoding: 'utf8', timeout: 30_000 });
+    const first = run(['--join-token-file', tokenFile, '--spiffe-id', SPIFFE_ID]);
+    assert.equal(first.status, 0, first.stderr);
+    assert.match(first.stdout, /SVID issued for spiffe:\/\/colorapp\/colorteller/);
+    assert.doesNotMatch(first.stdout + first.stderr, /kmjt1\.|PRIVATE KEY/);
+    assert.equal(statSync(join(out, 'svid_key.pem')).mode & 0o777, 0o600);
+    assert.match(opensslOk(['verify', '-CAfile', join(out, 'bundle.pem'), join(out, 'svid.pem')]), /OK/);
+    // The key on disk is the one the certificate is for.
+    const certKey = opensslOk(['x509', '-in', join(out, 'svid.pem'), '-noout', '-pubkey']);
+    assert.equal(opensslOk(['pkey', '-in', join(out, 'svid_key.pem'), '-pubout']), certKey);
+    const again = run([]);
+    assert.equal(again.status, 0, again.stderr);
+    assert.match(again.stdout, /SVID loaded/);
+    const noToken = spawnSync(process.execPath, [KEYMESH_MAIN, 'identity', 'run', '--endpoint', server.identityUrl, '--control-plane-ca', cpCa, '--out', join(dir, 'empty'), '--once'], { encoding: 'utf8', timeout: 30_000 });
+    assert.equal(noToken.status, 1);
+    assert.match(noToken.stderr, /no join token/);
+  });
+});
+
 describe('keymesh ca and token commands', () => {
   test('issued certificates are listed with expiry; join tokens are listed without secrets', () => {
     const issued = keymeshOk(['ca', 'issued', '--mesh', MESH]);
