@@ -6,6 +6,7 @@
 //
 // Times are milliseconds since the epoch; `null` means "not (yet)". Key types are pki's KeyType names kept
 // as plain strings, so that the store does not depend on src/pki.
+import { ConflictError, NotFoundError } from '../errors/index.ts';
 
 /**
  * pending: key made, CSR waiting for an offline root's signature; not trusted, signs nothing.
@@ -232,4 +233,11 @@ export function caSlotMessage(trustDomain: string, status: CaStatus, taken: { id
   return status === 'active'
     ? `Trust domain ${trustDomain} already has an active CA (${taken.id}).`
     : `Trust domain ${trustDomain} already has a next CA (${taken.id}, ${taken.status}); activate or retire it first.`;
+}
+
+/** A CA moving to `to` must be in one of `from` (both backends); NotFoundError / ConflictError otherwise. */
+export function checkCaTransition(id: string, ca: CaRecord | undefined, from: readonly CaStatus[], to: CaStatus): CaRecord {
+  if (!ca) throw new NotFoundError(`CA ${id} does not exist.`);
+  if (!from.includes(ca.status)) throw new ConflictError(`CA ${id} is ${ca.status}; only a CA that is ${from.join(' or ')} can become ${to}.`);
+  return ca;
 }

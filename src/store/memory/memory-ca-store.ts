@@ -2,7 +2,7 @@
 // it is as atomic as SQLite's transactions; records are cloned in and out, as in MemoryStore.
 import { ConflictError, NotFoundError, StoreError } from '../../errors/index.ts';
 import {
-  caSlotMessage, NEXT_STATUSES, normalizeSerial, statusTimeField,
+  caSlotMessage, checkCaTransition, NEXT_STATUSES, normalizeSerial, statusTimeField,
   type CaFilter, type CaRecord, type CaSettings, type CaStatus, type CaStore, type IssuedCertificate, type IssuedFilter,
   type JoinTokenRecord, type ManagedCertificateRecord, type RevokedIdentity,
 } from '../ca-store.ts';
@@ -254,10 +254,7 @@ export class MemoryCaStore implements CaStore {
 
   /** The CA, checked to be in one of `from`. */
   #caIn(id: string, from: readonly CaStatus[], to: CaStatus): CaRecord {
-    const ca = this.#cas.get(id);
-    if (!ca) throw new NotFoundError(`CA ${id} does not exist.`);
-    if (!from.includes(ca.status)) throw new ConflictError(`CA ${id} is ${ca.status}; only a CA that is ${from.join(' or ')} can become ${to}.`);
-    return ca;
+    return checkCaTransition(id, this.#cas.get(id), from, to);
   }
 
   /** One active and one next (pending or prepared) CA per trust domain, besides `exceptId`. */

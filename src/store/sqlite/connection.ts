@@ -36,6 +36,25 @@ export function openDatabase(path: string): DatabaseSync {
   }
 }
 
+/**
+ * Runs fn in a BEGIN IMMEDIATE transaction: the write lock is taken up front, so the reads inside see the
+ * state the write commits on, also against other processes. Errors name the file and what was being done.
+ */
+export function immediateTransaction<T>(db: DatabaseSync, path: string, doing: string, fn: () => T): T {
+  try {
+    db.exec('BEGIN IMMEDIATE');
+    try {
+      const result = fn();
+      db.exec('COMMIT');
+      return result;
+    } finally {
+      if (db.isTransaction) db.exec('ROLLBACK');
+    }
+  } catch (e) {
+    throw storeError(e, path, doing);
+  }
+}
+
 /** Wraps a raw SQLite error so that it names the file; keymesh errors pass through unchanged. */
 export function storeError(e: unknown, path: string, doing: string): KeymeshError {
   if (e instanceof KeymeshError) return e;

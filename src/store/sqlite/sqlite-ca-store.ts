@@ -5,11 +5,11 @@
 import type { DatabaseSync, SQLInputValue, StatementSync } from 'node:sqlite';
 import { ConflictError, NotFoundError, StoreError } from '../../errors/index.ts';
 import {
-  caSlotMessage, NEXT_STATUSES, normalizeSerial, statusTimeField,
+  caSlotMessage, checkCaTransition, NEXT_STATUSES, normalizeSerial, statusTimeField,
   type CaFilter, type CaRecord, type CaSettings, type CaStatus, type CaStore, type IssuedCertificate, type IssuedFilter,
   type JoinTokenRecord, type ManagedCertificateRecord, type RevokedIdentity,
 } from '../ca-store.ts';
-import { openDatabase, storeError } from './connection.ts';
+import { immediateTransaction, openDatabase, storeError } from './connection.ts';
 
 type Row = Record<string, SQLInputValue>;
 
@@ -291,10 +291,7 @@ export class SqliteCaStore implements CaStore {
   }
 
   #caIn(id: string, from: readonly CaStatus[], to: CaStatus): CaRecord {
-    const ca = this.#one<CaRecord>('SELECT * FROM cas WHERE id = ?', CA_COLUMNS, id);
-    if (!ca) throw new NotFoundError(`CA ${id} does not exist.`);
-    if (!from.includes(ca.status)) throw new ConflictError(`CA ${id} is ${ca.status}; only a CA that is ${from.join(' or ')} can become ${to}.`);
-    return ca;
+    return checkCaTransition(id, this.#one<CaRecord>('SELECT * FROM cas WHERE id = ?', CA_COLUMNS, id), from, to);
   }
 
   /** Checked before writing so the error names the CA in the way; the unique indexes are the backstop. */
@@ -327,21 +324,9 @@ export class SqliteCaStore implements CaStore {
     return this.#stmt(sql).all(...params).map((r) => fromRow<T>(r, columns));
   }
 
-  /** BEGIN IMMEDIATE: the reads inside see the state the write commits on, also against other processes. */
   #transaction<T>(fn: () => T): T {
     this.#checkOpen();
-    try {
-      this.#db.exec('BEGIN IMMEDIATE');
-      try {
-        const result = fn();
-        this.#db.exec('COMMIT');
-        return result;
-      } finally {
-        if (this.#db.isTransaction) this.#db.exec('ROLLBACK');
-      }
-    } catch (e) {
-      throw storeError(e, this.path, 'Failed writing the CA tables of the store');
-    }
+    return immediateTransaction(this.#db, this.path, 'Failed writing the CA tables of the store', fn);
   }
 
   #read<T>(fn: () => T): T {

@@ -8,7 +8,7 @@ import { describeKey, type ResourceKey } from '../../model/kinds.ts';
 import type { ResourceRecord } from '../../model/resource.ts';
 import { checkLimit } from '../checks.ts';
 import type { Change, ChangeOp, ListPage, ListQuery, ResourceStore, TokenEntry, WriteOptions } from '../store.ts';
-import { openDatabase, storeError } from './connection.ts';
+import { immediateTransaction, openDatabase, storeError } from './connection.ts';
 
 export interface SqliteStoreOptions {
   /** Called with errors thrown by `watch` listeners (which never fail the write that triggered them). */
@@ -195,21 +195,9 @@ export class SqliteStore implements ResourceStore {
     }
   }
 
-  /** BEGIN IMMEDIATE takes the write lock up front, so the reads inside see the state the write commits on. */
   #transaction<T>(doing: string, fn: () => T): T {
     this.#checkOpen();
-    try {
-      this.#db.exec('BEGIN IMMEDIATE');
-      try {
-        const result = fn();
-        this.#db.exec('COMMIT');
-        return result;
-      } finally {
-        if (this.#db.isTransaction) this.#db.exec('ROLLBACK');
-      }
-    } catch (e) {
-      throw storeError(e, this.path, `Failed ${doing} the store`);
-    }
+    return immediateTransaction(this.#db, this.path, `Failed ${doing} the store`, fn);
   }
 
   #read<T>(doing: string, fn: () => T): T {
