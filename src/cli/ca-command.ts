@@ -177,6 +177,34 @@ export function registerCaCommands(program: Command): void {
   withConnection(identityOptions(ca.command('reinstate-identity').description('Let a revoked identity bootstrap again (with a new join token).')))
     .action(async (f: ConnFlags & { mesh: string; virtualNode?: string; virtualGateway?: string }) => print(await adminCall(target(f), 'DELETE', `${identityPath(f)}/revoke`)));
 
+  // ACM-style managed certificates (seed 002): `certificate.acm.certificateArn` in specs names one of these.
+  withConnection(ca.command('request-certificate').description('Issue a managed certificate (arn:aws:acm:...) from a mesh CA; keymesh keeps its key and renews it before expiry.'))
+    .requiredOption('--mesh <mesh>', 'the mesh')
+    .requiredOption('--domain-name <name>', 'the certificate\'s DNS name, e.g. *.appmesh-acm.local')
+    .option('--san <name>', 'another DNS name (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
+    .option('--ca <arn>', "the CA to issue from (default: the mesh's active CA)")
+    .option('--validity-days <n>', 'lifetime in days (default 30)')
+    .action(async (f: ConnFlags & { mesh: string; domainName: string; san: string[]; ca?: string; validityDays?: string }) => {
+      const t = target(f);
+      const caArn = f.ca ?? (await adminCall<{ arn: string }>(t, 'POST', `/keymesh/v1/meshes/${enc(f.mesh)}/ca`)).arn;
+      const days = f.validityDays === undefined ? undefined : Number(f.validityDays);
+      if (days !== undefined && !(Number.isInteger(days) && days > 0)) throw new ConfigError(`--validity-days ${f.validityDays}: expected a whole number of days`);
+      print(await adminCall(t, 'POST', '/keymesh/v1/managed-certificates', {
+        mesh: f.mesh, caArn, domainName: f.domainName, ...(f.san.length ? { subjectAlternativeNames: [f.domainName, ...f.san] } : {}),
+        ...(days !== undefined ? { validityDays: days } : {}),
+      }));
+    });
+  withConnection(ca.command('certificates').description('List managed certificates with their expiry.'))
+    .option('--mesh <mesh>', 'only this mesh')
+    .action(async (f: ConnFlags & { mesh?: string }) => {
+      const r = await adminCall<{ certificates: { arn: string; domainName: string; notAfter: number; renewedAt: number | null }[] }>(
+        target(f), 'GET', `/keymesh/v1/managed-certificates${f.mesh ? `?mesh=${enc(f.mesh)}` : ''}`);
+      process.stdout.write(`${table([['ARN', 'DOMAIN', 'NOT AFTER', 'RENEWED'], ...r.certificates.map((c) => [c.arn, c.domainName, iso(c.notAfter), iso(c.renewedAt)])])}\n`);
+    });
+  withConnection(ca.command('delete-certificate').description('Delete a managed certificate and its key.'))
+    .argument('<arn>', 'arn:aws:acm:... ARN')
+    .action(async (arn: string, f: ConnFlags) => print(await adminCall(target(f), 'DELETE', `/keymesh/v1/managed-certificates/${enc(arn)}`)));
+
   const token = program.command('token').description('Join tokens: the single-use credential a new proxy bootstraps its identity with.');
   withConnection(identityOptions(token.command('create').description('Create a join token bound to one virtual node or virtual gateway.')))
     .option('--ttl <duration>', 'how long the token stays usable, e.g. 10m, 1h (default 10m, at most 24h)')

@@ -287,6 +287,27 @@ describe('keymesh ca and token commands', () => {
     assert.equal(issuer.replace('issuer=', ''), opensslOk(['x509', '-in', join(dir, 'new-ca.pem'), '-noout', '-subject']).replace('subject=', ''));
   });
 
+  test('seed 002 the keymesh way: a managed certificate and the CA ARN go into App Mesh specs', async () => {
+    const cert = JSON.parse(keymeshOk(['ca', 'request-certificate', '--mesh', MESH, '--domain-name', '*.colorapp.local'])) as { arn: string; caArn: string; certChainPem: string; notAfter: number };
+    assert.match(cert.arn, /^arn:aws:acm:us-east-1:000000000000:certificate\//);
+    assert.match(cert.caArn, /^arn:aws:acm-pca:us-east-1:000000000000:certificate-authority\//);
+    assert.doesNotMatch(JSON.stringify(cert), /PRIVATE KEY/);
+    const chain = join(dir, 'managed.pem');
+    writeFileSync(chain, cert.certChainPem);
+    assert.match(opensslOk(['x509', '-in', chain, '-noout', '-ext', 'subjectAltName']), /DNS:\*\.colorapp\.local/);
+    const node = await appmeshCli(server.url, ['create-virtual-node', '--mesh-name', MESH, '--virtual-node-name', 'colorteller-white', '--spec', JSON.stringify({
+      listeners: [{ portMapping: { port: 9080, protocol: 'http' }, tls: { mode: 'STRICT', certificate: { acm: { certificateArn: cert.arn } } } }],
+      serviceDiscovery: { dns: { hostname: 'colorteller-white.colorapp.local' } },
+    })]);
+    assert.equal(node.code, 0, node.stderr);
+    const gw = await appmeshCli(server.url, ['create-virtual-gateway', '--mesh-name', MESH, '--virtual-gateway-name', 'gateway', '--spec', JSON.stringify({
+      listeners: [{ portMapping: { port: 9080, protocol: 'http' } }],
+      backendDefaults: { clientPolicy: { tls: { validation: { trust: { acm: { certificateAuthorityArns: [cert.caArn] } } } } } },
+    })]);
+    assert.equal(gw.code, 0, gw.stderr);
+    assert.match(keymeshOk(['ca', 'certificates', '--mesh', MESH]), new RegExp(cert.arn.replace(/[/.*]/g, '\\$&')));
+  });
+
   test('admin endpoints need a signature; bad requests name the problem', () => {
     const r = spawnSync('curl', ['-sS', '-w', '\n%{http_code}', `${server.url}/keymesh/v1/cas`], { encoding: 'utf8' });
     assert.match(r.stdout, /403$/);
