@@ -21,6 +21,7 @@ import { noProxiesYet, Rotation, type BundleDistribution } from './rotation.ts';
 import type { Identity } from './spiffe.ts';
 import { SvidIssuer, type Svid } from './svid-issuer.ts';
 import { TrustDomains, type MeshCaSettings, type MeshCaSettingsChange } from './trust-domains.ts';
+import { throwIfFailed, type UpkeepFailure } from './upkeep.ts';
 import { caView, type CaView } from './views.ts';
 import { Workloads } from './workloads.ts';
 
@@ -287,11 +288,17 @@ export class CertificateAuthority {
     return this.#ctx.events.watch(listener);
   }
 
-  /** Periodic upkeep (the server runs it every minute or so): retire expired CAs, renew due certificates, refresh CRLs. */
+  /**
+   * Periodic upkeep (the server runs it every minute or so): retire expired CAs, renew due certificates,
+   * refresh CRLs. Every item gets its turn even when some fail (one mesh's broken CA must not stop the
+   * others'); then an UnavailableError names each failure and what was done.
+   */
   async maintain(now = this.#ctx.clock.now()): Promise<MaintenanceReport> {
-    const retired = (await this.#rotation.retireExpired(now)).map((c) => c.id);
-    const renewed = await this.#managed.renewDue(now);
-    const crls = await this.#revocation.refreshDue();
+    const failures: UpkeepFailure[] = [];
+    const retired = (await this.#rotation.retireExpired(now, failures)).map((c) => c.id);
+    const renewed = await this.#managed.renewDue(now, failures);
+    const crls = await this.#revocation.refreshDue(failures);
+    throwIfFailed(failures, `retired ${retired.join(', ') || 'none'}; renewed ${renewed.join(', ') || 'none'}; refreshed the CRLs of ${crls.join(', ') || 'no CA'}`);
     return { retired, renewed, crls };
   }
 }

@@ -13,7 +13,7 @@ import { parseCertificateChainPem, parseCertificatePem, toPem } from '../pki/pem
 import { verifyChain } from '../pki/verify.ts';
 import type { CaOrigin, CaRecord, CaStatus } from '../store/ca-store.ts';
 import { caArn } from './arns.ts';
-import { caCertificateProblem, isSelfIssued, pathLengthProblem, uriSans, validityProblem } from './cert-facts.ts';
+import { caCertificateProblem, crlSignProblem, isSelfIssued, pathLengthProblem, uriSans, validityProblem } from './cert-facts.ts';
 import { findCa, wholeSeconds, type CaContext } from './context.ts';
 import { checkKeyType, type TrustDomains } from './trust-domains.ts';
 
@@ -188,8 +188,9 @@ export class CaProvisioning {
   }
 }
 
+/** The CA keymesh will sign certificates and CRLs with. */
 function checkCaCertificate(cert: X509Certificate, what: string, now: number, trustDomain: string): void {
-  const problem = caCertificateProblem(cert) ?? validityProblem(cert, now);
+  const problem = caCertificateProblem(cert) ?? crlSignProblem(cert) ?? validityProblem(cert, now);
   if (problem) throw new BadRequestError(`${what} ${cert.subject} cannot be used as a CA: ${problem}.`, 'KM_ERR_CA_CERTIFICATE');
   const foreign = uriSans(cert).find((u) => u.startsWith('spiffe://') && u !== `spiffe://${trustDomain}`);
   if (foreign) throw new BadRequestError(`${what} names SPIFFE trust domain ${foreign}, but this mesh's trust domain is spiffe://${trustDomain}.`, 'KM_ERR_CA_CERTIFICATE');

@@ -5,6 +5,7 @@ const SAN = '2.5.29.17';
 const BASIC_CONSTRAINTS = '2.5.29.19';
 const KEY_USAGE = '2.5.29.15';
 const KEY_CERT_SIGN = 32;
+const CRL_SIGN = 64;
 
 export function uriSans(cert: X509Certificate): string[] {
   return sans(cert, 'url');
@@ -25,6 +26,16 @@ export function caCertificateProblem(cert: X509Certificate): string | null {
   if (!bc?.ca) return 'it is not a CA certificate (basicConstraints CA:TRUE is missing)';
   const ku = cert.getExtension<KeyUsagesExtension>(KEY_USAGE);
   if (ku && !(ku.usages & KEY_CERT_SIGN)) return 'its key usage does not allow signing certificates (keyCertSign)';
+  return null;
+}
+
+/**
+ * A CA keymesh signs with also signs its CRLs (revocation publishes them), so its key usage, when present,
+ * must allow cRLSign: otherwise every revocation and every CRL refresh would fail long after the import.
+ */
+export function crlSignProblem(cert: X509Certificate): string | null {
+  const ku = cert.getExtension<KeyUsagesExtension>(KEY_USAGE);
+  if (ku && !(ku.usages & CRL_SIGN)) return 'its key usage does not allow signing CRLs (cRLSign), which keymesh needs to publish revocations';
   return null;
 }
 

@@ -70,14 +70,17 @@ export class JoinTokens {
       throw new ForbiddenError(`Join token ${id} was already used at ${iso(record.usedAt)}; a token bootstraps one proxy once. Create a new token for ${describeIdentity(identity)}.`, 'KM_ERR_TOKEN_USED');
     }
     const now = this.#ctx.clock.now();
-    if (now > record.expiresAt) {
+    if (now >= record.expiresAt) { // expired *at* expiresAt, as certificates expire at their notAfter
       throw new ForbiddenError(`Join token ${id} for ${describeIdentity(identity)} expired at ${iso(record.expiresAt)}; create a new one.`, 'KM_ERR_TOKEN_EXPIRED');
     }
-    // Everything that can refuse the request runs before the token is spent.
+    // Everything that can refuse the request runs before the token is spent. A stale token is refused
+    // before authorize, which may create the mesh's first CA and with it fix the trust domain.
+    const stale = (current: string) => {
+      if (current !== record.spiffeId) throw new ForbiddenError(`Join token ${id} was made for ${record.spiffeId}, but ${describeIdentity(identity)} is now ${current}; create a new token.`, 'KM_ERR_TOKEN_STALE');
+    };
+    stale((await this.#workloads.spiffeIdOf(identity)).spiffeId);
     const request = await this.#issuer.authorize(identity, csrPem);
-    if (request.workload.spiffeId !== record.spiffeId) {
-      throw new ForbiddenError(`Join token ${id} was made for ${record.spiffeId}, but ${describeIdentity(identity)} is now ${request.workload.spiffeId}; create a new token.`, 'KM_ERR_TOKEN_STALE');
-    }
+    stale(request.workload.spiffeId); // again: the trust domain may have changed meanwhile
     if (!(await this.#ctx.store.claimJoinToken(id, now))) {
       const usedAt = (await this.#ctx.store.getJoinToken(id))?.usedAt ?? now;
       throw new ForbiddenError(`Join token ${id} was already used at ${iso(usedAt)}; a token bootstraps one proxy once. Create a new token for ${describeIdentity(identity)}.`, 'KM_ERR_TOKEN_USED');

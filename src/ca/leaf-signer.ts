@@ -6,8 +6,8 @@ import { InternalError, UnavailableError } from '../errors/index.ts';
 import type { CryptoKey } from '../pki/api.ts';
 import { issueLeaf } from '../pki/issue.ts';
 import { verifyChain } from '../pki/verify.ts';
-import { normalizeSerial, type IssuedKind } from '../store/ca-store.ts';
-import type { SigningCa } from './ca-material.ts';
+import { normalizeSerial, type CaRecord, type IssuedKind } from '../store/ca-store.ts';
+import type { CaCertificates, SigningCa } from './ca-material.ts';
 import { dnsSans, uriSans } from './cert-facts.ts';
 import { iso, wholeSeconds, type CaContext } from './context.ts';
 
@@ -36,15 +36,23 @@ export interface SignedLeaf {
   readonly caId: string;
 }
 
+/**
+ * Until when the CA can sign (whole seconds): the earliest expiry in its chain, since a leaf never outlives
+ * any CA above it (a peer would reject it from that moment on). UnavailableError once that has passed, so
+ * callers can refuse before they commit to issuing (a join token is spent only on a request that will be signed).
+ */
+export function signableUntil(record: CaRecord, certs: CaCertificates, now: number): number {
+  const caEnd = Math.min(...[certs.cert, ...certs.intermediates, certs.anchor].map((c) => c.notAfter.getTime()));
+  if (wholeSeconds(caEnd) <= wholeSeconds(now)) {
+    throw new UnavailableError(`CA ${record.id} of trust domain ${record.trustDomain} expired at ${iso(caEnd)}; rotate to a new CA before issuing.`);
+  }
+  return wholeSeconds(caEnd);
+}
+
 export async function signLeaf(ctx: CaContext, ca: SigningCa, spec: LeafSpec): Promise<SignedLeaf> {
   const now = ctx.clock.now();
   const start = wholeSeconds(now);
-  // A leaf never outlives any CA above it: a peer would reject it from that moment on.
-  const caEnd = Math.min(...[ca.cert, ...ca.intermediates, ca.anchor].map((c) => c.notAfter.getTime()));
-  const notAfter = Math.min(start + spec.ttlMs, wholeSeconds(caEnd));
-  if (notAfter <= start) {
-    throw new UnavailableError(`CA ${ca.record.id} of trust domain ${ca.record.trustDomain} expired at ${iso(caEnd)}; rotate to a new CA before issuing.`);
-  }
+  const notAfter = Math.min(start + spec.ttlMs, signableUntil(ca.record, ca, now));
   const notBefore = start - NOT_BEFORE_SKEW_MS;
   const cert = await issueLeaf({
     publicKey: spec.publicKey,

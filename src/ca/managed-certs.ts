@@ -1,7 +1,7 @@
 // ACM-style managed certificates (seed 002): keymesh makes and keeps the key, issues the certificate from a
 // mesh's CA, renews it once two thirds of its lifetime have passed, and resolves its ARN for listeners'
 // `tls.certificate.acm.certificateArn`. The key goes only to the in-process SDS server, never to an API.
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { BadRequestError, NotFoundError } from '../errors/index.ts';
 import type { KeyPair } from '../pki/api.ts';
 import { generateKeyPair } from '../pki/keys.ts';
@@ -14,6 +14,7 @@ import type { CaProvisioning } from './ca-provisioning.ts';
 import { findCa, type CaContext } from './context.ts';
 import { signLeaf } from './leaf-signer.ts';
 import { checkKeyType, type TrustDomains } from './trust-domains.ts';
+import { forEachItem, throwIfFailed, type UpkeepFailure } from './upkeep.ts';
 
 export const DEFAULT_MANAGED_VALIDITY_MS = 30 * 24 * 60 * 60 * 1000;
 export const MIN_MANAGED_VALIDITY_MS = 60 * 60 * 1000;
@@ -106,18 +107,24 @@ export class ManagedCertificates {
   /**
    * Re-issues (with a new key) every certificate past two thirds of its lifetime, or signed by a CA that no
    * longer signs for its mesh (so a rotation moves managed certificates along). Returns the renewed ARNs.
+   * With `failures` (upkeep), a certificate that cannot be renewed is recorded there and the others still are.
    */
-  async renewDue(now = this.#ctx.clock.now()): Promise<string[]> {
+  async renewDue(now = this.#ctx.clock.now(), failures?: UpkeepFailure[]): Promise<string[]> {
     const renewed: string[] = [];
+    const failed: UpkeepFailure[] = failures ?? [];
     const signing = new Map<string, CaRecord | undefined>();
+    const due: ManagedCertificateRecord[] = [];
     for (const m of await this.#ctx.store.listManagedCertificates()) {
       if (!signing.has(m.mesh)) signing.set(m.mesh, (await this.#ctx.store.listCas({ mesh: m.mesh, statuses: ['active'] }))[0]);
       const active = signing.get(m.mesh);
-      const due = now >= m.notBefore + ((m.notAfter - m.notBefore) * 2) / 3;
-      if (!due && (!active || active.id === m.caId)) continue;
+      const aged = now >= m.notBefore + ((m.notAfter - m.notBefore) * 2) / 3;
+      if (aged || (active && active.id !== m.caId)) due.push(m);
+    }
+    await forEachItem(due, (m) => `renew ${m.arn}`, async (m) => {
       await this.renew(m.arn);
       renewed.push(m.arn);
-    }
+    }, failed);
+    if (!failures) throwIfFailed(failed, `renewed ${renewed.join(', ') || 'none'}`);
     return renewed;
   }
 
@@ -148,7 +155,9 @@ export class ManagedCertificates {
     const ca = await this.#provisioning.active(mesh);
     const signer = await this.#material.signer(ca);
     const keys = await generateKeyPair(checkKeyType(keyType));
-    const keyFile = `cert-${id}-${generation}.key.pem`;
+    // Unique per attempt, not just per generation: two renewals racing from one revision must not write the
+    // same file, or the loser's cleanup would delete the key of the certificate the winner stored.
+    const keyFile = `cert-${id}-${generation}-${randomBytes(4).toString('hex')}.key.pem`;
     await this.#ctx.keys.save(keyFile, keys);
     try {
       const leaf = await signLeaf(this.#ctx, signer, {

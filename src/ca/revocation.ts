@@ -8,6 +8,7 @@ import { BUNDLE_STATUSES } from './bundles.ts';
 import type { CaMaterial } from './ca-material.ts';
 import { findCa, type CaContext } from './context.ts';
 import type { Identity } from './spiffe.ts';
+import { forEachItem, throwIfFailed, type UpkeepFailure } from './upkeep.ts';
 import type { Workloads } from './workloads.ts';
 
 /**
@@ -76,17 +77,24 @@ export class Revocation {
     return (await Promise.all(cas.map((ca) => this.crl(ca.id)))).join('');
   }
 
-  /** Rebuilds every CRL close to its nextUpdate (periodic upkeep) and returns the CAs whose CRL was rebuilt. */
-  async refreshDue(): Promise<string[]> {
+  /**
+   * Rebuilds every CRL close to its nextUpdate (periodic upkeep) and returns the CAs whose CRL was rebuilt.
+   * With `failures`, a CRL that cannot be rebuilt is recorded there and the others still are.
+   */
+  async refreshDue(failures?: UpkeepFailure[]): Promise<string[]> {
     const now = this.#ctx.clock.now();
     const refreshed: string[] = [];
-    for (const ca of await this.#ctx.store.listCas({ statuses: BUNDLE_STATUSES })) {
+    const failed: UpkeepFailure[] = failures ?? [];
+    const due = (await this.#ctx.store.listCas({ statuses: BUNDLE_STATUSES })).filter((ca) => {
       const cached = this.#crls.get(ca.id);
-      if (cached && now < cached.thisUpdate + this.#validityMs / 2) continue;
+      return !cached || now >= cached.thisUpdate + this.#validityMs / 2;
+    });
+    await forEachItem(due, (ca) => `refresh the CRL of CA ${ca.id}`, async (ca) => {
       await this.#rebuild(ca);
       refreshed.push(ca.id);
       this.#emit(ca);
-    }
+    }, failed);
+    if (!failures) throwIfFailed(failed, `refreshed the CRLs of ${refreshed.join(', ') || 'no CA'}`);
     return refreshed;
   }
 

@@ -8,6 +8,7 @@ import type { CaProvisioning } from './ca-provisioning.ts';
 import { findCa, type CaContext } from './context.ts';
 import type { Revocation } from './revocation.ts';
 import type { TrustDomains } from './trust-domains.ts';
+import { forEachItem, throwIfFailed, type UpkeepFailure } from './upkeep.ts';
 
 /**
  * Tells rotation whether the proxies have the new bundle. The xDS server implements it from its ACKs; until
@@ -70,15 +71,20 @@ export class Rotation {
     return retired;
   }
 
-  /** Retires every retiring CA whose certificates have all expired (or which has expired itself). */
-  async retireExpired(now = this.#ctx.clock.now()): Promise<CaRecord[]> {
+  /**
+   * Retires every retiring CA whose certificates have all expired (or which has expired itself). With
+   * `failures` (upkeep), a CA that cannot be retired is recorded there and the others still are.
+   */
+  async retireExpired(now = this.#ctx.clock.now(), failures?: UpkeepFailure[]): Promise<CaRecord[]> {
     const done: CaRecord[] = [];
-    for (const ca of await this.#ctx.store.listCas({ statuses: ['retiring'] })) {
-      if (ca.lastIssuedNotAfter > now && ca.notAfter > now) continue;
+    const failed: UpkeepFailure[] = failures ?? [];
+    const due = (await this.#ctx.store.listCas({ statuses: ['retiring'] })).filter((ca) => ca.lastIssuedNotAfter <= now || ca.notAfter <= now);
+    await forEachItem(due, (ca) => `retire CA ${ca.id}`, async (ca) => {
       const retired = await this.#ctx.store.setCaStatus(ca.id, ['retiring'], 'retired', now);
       await this.#retired(retired, true);
       done.push(retired);
-    }
+    }, failed);
+    if (!failures) throwIfFailed(failed, `retired ${done.map((c) => c.id).join(', ') || 'none'}`);
     return done;
   }
 

@@ -5,10 +5,10 @@ import type { ParsedCsr } from '../pki/api.ts';
 import { parseCsr } from '../pki/csr.ts';
 import { toPem } from '../pki/pem.ts';
 import type { Bundles } from './bundles.ts';
-import type { CaMaterial } from './ca-material.ts';
+import { caCertificates, type CaMaterial } from './ca-material.ts';
 import type { CaProvisioning } from './ca-provisioning.ts';
 import { iso, type CaContext } from './context.ts';
-import { signLeaf } from './leaf-signer.ts';
+import { signableUntil, signLeaf } from './leaf-signer.ts';
 import { describeIdentity, type Identity } from './spiffe.ts';
 import type { TrustDomains } from './trust-domains.ts';
 import type { Workload, Workloads } from './workloads.ts';
@@ -55,9 +55,9 @@ export class SvidIssuer {
   }
 
   /**
-   * Checks that the identity exists and is not revoked, and that the CSR is well signed and asks for nothing
-   * this identity may not have: URI SANs must be exactly its SPIFFE ID, DNS SANs among its service
-   * discovery names (the SVID gets those whether asked or not).
+   * Checks that the identity exists and is not revoked, that the CSR is well signed and asks for nothing
+   * this identity may not have (URI SANs must be exactly its SPIFFE ID, DNS SANs among its service
+   * discovery names: the SVID gets those whether asked or not), and that the mesh has a CA able to sign.
    */
   async authorize(identity: Identity, csrPem: string): Promise<SvidRequest> {
     const workload = await this.#workloads.resolve(identity);
@@ -72,6 +72,11 @@ export class SvidIssuer {
       const allowed = workload.dnsNames.length ? `it may have ${workload.dnsNames.join(', ')}` : 'it has no service discovery DNS name';
       throw new CsrError(`The CSR asks for DNS name ${foreignDns.join(', ')}, which ${describeIdentity(workload.identity)} does not serve (${allowed}).`, 'KM_ERR_CSR_DNS');
     }
+    // The mesh must be able to sign too (its CA may wait for an offline signature, or have expired): found
+    // out here, a join token is not spent on a request that sign() would then refuse. Makes the mesh's
+    // first CA, as sign() would.
+    const ca = await this.#provisioning.active(workload.identity.mesh);
+    signableUntil(ca, caCertificates(ca), this.#ctx.clock.now());
     return { workload, csr };
   }
 

@@ -60,6 +60,24 @@ export class TrustDomains {
     return this.#put(mesh, next);
   }
 
+  /**
+   * The settings, refusing a default trust domain that another mesh has claimed ("Shop" and "shop" both
+   * default to "shop"): SPIFFE IDs in it are the other mesh's, so using them would name, or revoke, that
+   * mesh's workloads.
+   */
+  async ownSettingsFor(mesh: string): Promise<MeshCaSettings> {
+    const settings = await this.settingsFor(mesh);
+    if (settings.stored) return settings; // stored settings own their trust domain (putSettings saw to it)
+    const owner = await this.meshOf(settings.trustDomain);
+    if (owner !== undefined && owner !== mesh) {
+      throw new ConflictError(
+        `Trust domain ${settings.trustDomain} (the default for mesh ${mesh}) already belongs to mesh ${owner}. Configure a distinct trust domain for mesh ${mesh}.`,
+        'KM_ERR_TRUST_DOMAIN_TAKEN',
+      );
+    }
+    return settings;
+  }
+
   /** Stores the effective settings (done when the mesh gets its first CA), reserving the trust domain. */
   async pin(mesh: string): Promise<MeshCaSettings> {
     const current = await this.settingsFor(mesh);

@@ -26,9 +26,12 @@ export class Workloads {
     this.#trustDomains = trustDomains;
   }
 
-  /** SPIFFE ID only; works for identities whose resource is gone (revocation needs that). */
+  /**
+   * SPIFFE ID only; works for identities whose resource is gone (revocation needs that). Refuses a mesh whose
+   * default trust domain is another mesh's, whose SPIFFE IDs these would be.
+   */
   async spiffeIdOf(identity: Identity): Promise<{ trustDomain: string; spiffeId: string }> {
-    const { trustDomain } = await this.#trustDomains.settingsFor(identity.mesh);
+    const { trustDomain } = await this.#trustDomains.ownSettingsFor(identity.mesh);
     return { trustDomain, spiffeId: spiffeIdFor(trustDomain, identity) };
   }
 

@@ -106,7 +106,7 @@ export function registerCaCommands(program: Command): void {
         ...(f.commonName !== undefined ? { commonName: f.commonName } : {}), ...(f.keyType !== undefined ? { keyType: f.keyType } : {}),
       });
       writeFileSync(f.out, r.csrPem);
-      process.stdout.write(`CA ${r.ca.id} (${r.ca.arn}) is pending; CSR written to ${f.out}.\nSign it with your root as a CA (CA:TRUE, keyCertSign), then: keymesh ca import-signed --ca ${r.ca.id} --cert SIGNED.pem --chain ROOT_CHAIN.pem\n`);
+      process.stdout.write(`CA ${r.ca.id} (${r.ca.arn}) is pending; CSR written to ${f.out}.\nSign it with your root as a CA (CA:TRUE, keyCertSign, cRLSign), then: keymesh ca import-signed --ca ${r.ca.id} --cert SIGNED.pem --chain ROOT_CHAIN.pem\n`);
     });
 
   withConnection(ca.command('import-signed').description('Complete a CA started with `ca csr` with the certificate your root signed.'))
