@@ -13,6 +13,9 @@ const LAYERS = {
   pki: ['errors', 'base'],
   ca: ['errors', 'base', 'model', 'store', 'pki'],
   identity: ['errors', 'base', 'pki'],
+  envoy: ['errors', 'base'],
+  translate: ['errors', 'base', 'model'],
+  xds: ['errors', 'base', 'model', 'store', 'pki', 'ca', 'envoy', 'translate'],
   api: ['errors', 'base', 'config', 'model', 'mesh', 'pki', 'ca'],
   cli: null, // composition root: may import anything
 };
