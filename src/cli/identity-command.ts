@@ -3,11 +3,12 @@
 // with a join token, renews at half-life over mTLS, and rewrites svid.pem / svid_key.pem / bundle.pem on
 // every change. keymesh's own proxy uses the same SvidSource in process.
 import { chmod, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import { systemClock } from '../base/clock.ts';
 import { ConfigError } from '../errors/index.ts';
 import { KEY_TYPES, type KeyType } from '../pki/api.ts';
+import { XDS_CLIENT_SECRET_FILE, xdsClientSecretFile } from '../envoy/bootstrap.ts';
 import { HttpIdentityTransport } from '../identity/http-transport.ts';
 import type { Svid } from '../identity/svid.ts';
 import { SvidSource } from '../identity/svid-source.ts';
@@ -49,6 +50,8 @@ machine could see it). The private key is generated here; only a CSR leaves this
         })).trim()
         : process.env[TOKEN_ENV];
       await mkdir(flags.out, { recursive: true, mode: 0o700 });
+      // For a stock Envoy (keymesh bootstrap envoy): the file-based SDS secret naming the SVID files.
+      await replace(join(flags.out, XDS_CLIENT_SECRET_FILE), `${JSON.stringify(xdsClientSecretFile(resolve(flags.out)), null, 2)}\n`, 0o644);
       const log = {
         info: (m: string) => process.stdout.write(`${m}\n`),
         warn: (m: string) => process.stderr.write(`${m}\n`),

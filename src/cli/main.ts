@@ -4,6 +4,7 @@ import { Command, Option } from 'commander';
 import { formatExportLines, resolveAdminCredentials } from '../config/credentials.ts';
 import { buildServerConfig, DEFAULT_ACCOUNT, DEFAULT_LISTEN, DEFAULT_REGION, DEFAULT_WORKLOAD_LISTEN, defaultDataDir, type ServerFlags } from '../config/server-config.ts';
 import { isKeymeshError } from '../errors/index.ts';
+import { registerBootstrapCommand } from './bootstrap-command.ts';
 import { registerCaCommands } from './ca-command.ts';
 import { registerCertsCommand } from './certs-command.ts';
 import { registerIdentityCommand } from './identity-command.ts';
@@ -62,6 +63,7 @@ program
 registerCaCommands(program);
 registerCertsCommand(program);
 registerIdentityCommand(program);
+registerBootstrapCommand(program);
 
 function fail(e: unknown): never {
   if (isKeymeshError(e)) {

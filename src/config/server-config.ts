@@ -35,6 +35,8 @@ export interface ServerFlags {
 
 export const DEFAULT_LISTEN = '127.0.0.1:7000';
 export const DEFAULT_WORKLOAD_LISTEN = '127.0.0.1:7443';
+/** Where the xDS server (ADS over gRPC, mTLS) listens. */
+export const DEFAULT_XDS_LISTEN = '127.0.0.1:7444';
 export const CA_PASSPHRASE_ENV = 'KEYMESH_CA_PASSPHRASE';
 /** LocalStack's convention for a local stand-in account; override with --account-id. */
 export const DEFAULT_ACCOUNT = '000000000000';

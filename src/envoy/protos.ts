@@ -101,14 +101,14 @@ export function decodeResource(typeUrl: string, bytes: Uint8Array): Record<strin
   return type.toObject(type.decode(bytes), TO_OBJECT);
 }
 
-/** A resource as an Any message (for DiscoveryResponse.resources). */
-export function toAny(typeUrl: string, resource: object): { typeUrl: string; value: Uint8Array } {
-  return { typeUrl, value: encodeResource(typeUrl, resource) };
+/** A resource as an Any message for DiscoveryResponse.resources, in @grpc/proto-loader's field naming (type_url). */
+export function toAny(typeUrl: string, resource: object): { type_url: string; value: Buffer } {
+  return { type_url: typeUrl, value: Buffer.from(encodeResource(typeUrl, resource)) };
 }
 
 /**
- * Encodes and decodes `resource` and returns what came back. Equal to the input (after normalizeJson)
- * exactly when every field, enum value and Any type is known to Envoy's protos.
+ * Encodes and decodes `resource` and returns what came back: deep-equal to the input exactly when every
+ * field, enum value and Any type is known to Envoy's protos (encoding alone never complains).
  */
 export function roundTrip(typeUrl: string, resource: object): Record<string, unknown> {
   return decodeResource(typeUrl, encodeResource(typeUrl, resource));

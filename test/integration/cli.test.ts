@@ -73,3 +73,16 @@ test('a damaged database or an exposed credentials file stops the server with an
     removeDir(dir);
   }
 });
+
+test('keymesh bootstrap envoy prints a bootstrap that the Envoy Bootstrap proto accepts field for field', async () => {
+  const { roundTrip } = await import('../../src/envoy/protos.ts');
+  const r = keymesh(['bootstrap', 'envoy', '--mesh', 'appmesh-mtls', '--virtual-gateway', 'gateway', '--xds', '127.0.0.1:7444', '--control-plane-ca', 'cp-ca.pem', '--svid-dir', 'gw-svid']);
+  assert.equal(r.code, 0, r.stderr);
+  const bootstrap = JSON.parse(r.stdout) as { node: { id: string } };
+  assert.equal(bootstrap.node.id, 'arn:aws:appmesh:us-east-1:000000000000:mesh/appmesh-mtls/virtualGateway/gateway');
+  assert.deepEqual(roundTrip('type.googleapis.com/envoy.config.bootstrap.v3.Bootstrap', bootstrap), bootstrap);
+  const both = keymesh(['bootstrap', 'envoy', '--mesh', 'm', '--virtual-node', 'a', '--virtual-gateway', 'b', '--control-plane-ca', 'x', '--svid-dir', 'y']);
+  assert.equal(both.code, 1);
+  assert.match(both.stderr, /exactly one of --virtual-node or --virtual-gateway/);
+  assert.match(keymesh(['bootstrap', 'envoy', '--mesh', 'm', '--virtual-node', 'a', '--xds', 'nowhere', '--control-plane-ca', 'x', '--svid-dir', 'y']).stderr, /--xds nowhere: expected HOST:PORT/);
+});

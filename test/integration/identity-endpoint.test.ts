@@ -226,6 +226,8 @@ describe('keymesh identity run', () => {
     assert.match(first.stdout, /SVID issued for spiffe:\/\/colorapp\/colorteller/);
     assert.doesNotMatch(first.stdout + first.stderr, /kmjt1\.|PRIVATE KEY/);
     assert.equal(statSync(join(out, 'svid_key.pem')).mode & 0o777, 0o600);
+    // For a stock Envoy: the file-based SDS secret that names these files (keymesh bootstrap envoy).
+    assert.match(readFileSync(join(out, 'xds-client-secret.json'), 'utf8'), /svid_key\.pem/);
     assert.match(opensslOk(['verify', '-CAfile', join(out, 'bundle.pem'), join(out, 'svid.pem')]), /OK/);
     // The key on disk is the one the certificate is for.
     const certKey = opensslOk(['x509', '-in', join(out, 'svid.pem'), '-noout', '-pubkey']);

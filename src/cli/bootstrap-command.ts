@@ -1,0 +1,59 @@
+// `keymesh bootstrap envoy`: prints the bootstrap for a stock Envoy sidecar or gateway that takes its whole
+// configuration from keymesh over ADS (src/envoy/bootstrap.ts says what is in it and why).
+import { resolve } from 'node:path';
+import { Command } from 'commander';
+import { DEFAULT_ACCOUNT, DEFAULT_REGION, DEFAULT_XDS_LISTEN, parseListen } from '../config/server-config.ts';
+import { ConfigError } from '../errors/index.ts';
+import { envoyBootstrap } from '../envoy/bootstrap.ts';
+import { arnFor } from '../model/kinds.ts';
+
+interface Flags {
+  mesh: string;
+  virtualNode?: string;
+  virtualGateway?: string;
+  xds: string;
+  controlPlaneCa: string;
+  svidDir: string;
+  admin: string;
+  region: string;
+  accountId: string;
+}
+
+export function registerBootstrapCommand(program: Command): void {
+  const bootstrap = program.command('bootstrap').description('Bootstrap files for data planes that are not keymesh\'s own.');
+  bootstrap
+    .command('envoy')
+    .description('Print an Envoy bootstrap (JSON) that takes listeners, clusters, routes and secrets from keymesh over ADS.')
+    .requiredOption('--mesh <mesh>', 'the mesh')
+    .option('--virtual-node <name>', 'the virtual node this Envoy is the sidecar of')
+    .option('--virtual-gateway <name>', 'the virtual gateway this Envoy is')
+    .option('--xds <host:port>', 'the keymesh xDS endpoint', DEFAULT_XDS_LISTEN)
+    .requiredOption('--control-plane-ca <file>', 'the control-plane CA certificate (DATA_DIR/control-plane/ca-cert.pem)')
+    .requiredOption('--svid-dir <dir>', 'the directory `keymesh identity run --out` keeps the SVID in')
+    .option('--admin <host:port>', 'Envoy admin interface (stats at /stats)', '127.0.0.1:9901')
+    .option('--region <region>', 'region of the resource ARN', DEFAULT_REGION)
+    .option('--account-id <id>', 'account of the resource ARN', DEFAULT_ACCOUNT)
+    .addHelpText('after', `
+Example (seed 004's colorteller with a stock Envoy):
+  keymesh identity run --endpoint https://127.0.0.1:7443 --control-plane-ca cp-ca.pem --join-token-file ct.token --out ./ct-svid &
+  keymesh bootstrap envoy --mesh appmesh-mtls --virtual-node colorteller --control-plane-ca cp-ca.pem --svid-dir ./ct-svid > envoy.json
+  envoy -c envoy.json`)
+    .action((f: Flags) => {
+      if ((f.virtualNode === undefined) === (f.virtualGateway === undefined)) throw new ConfigError('name exactly one of --virtual-node or --virtual-gateway');
+      const kind = f.virtualNode !== undefined ? 'virtualNode' : 'virtualGateway';
+      const name = (f.virtualNode ?? f.virtualGateway) as string;
+      const xds = parseListen(f.xds, '--xds');
+      const admin = parseListen(f.admin, '--admin');
+      const bootstrapObject = envoyBootstrap({
+        nodeId: arnFor({ kind, mesh: f.mesh, parent: '', name }, f.region, f.accountId),
+        nodeCluster: name,
+        xdsHost: xds.host,
+        xdsPort: xds.port,
+        controlPlaneCaPath: resolve(f.controlPlaneCa),
+        svidDir: resolve(f.svidDir),
+        adminAddress: admin.host,
+        adminPort: admin.port,
+      });
+      process.stdout.write(`${JSON.stringify(bootstrapObject, null, 2)}\n`);
+    });
+}

@@ -1,0 +1,88 @@
+// Small builders for Envoy v3 objects in protobufjs object form, shared by the listener, route and cluster
+// modules: type URLs of the Any-typed extensions, ADS config sources, durations, filters, access logs.
+import type { JsonObject } from '../model/json.ts';
+import type { Duration, Protocol } from './spec.ts';
+
+export const T = {
+  hcm: 'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager',
+  tcpProxy: 'type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy',
+  router: 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router',
+  tlsInspector: 'type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector',
+  originalDst: 'type.googleapis.com/envoy.extensions.filters.listener.original_dst.v3.OriginalDst',
+  downstreamTls: 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext',
+  upstreamTls: 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext',
+  fileAccessLog: 'type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog',
+  httpProtocolOptions: 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions',
+} as const;
+
+/** Resources and secrets come over the proxy's one ADS stream. */
+export function adsSource(): JsonObject {
+  return { ads: {}, resourceApiVersion: 'V3' };
+}
+
+export function seconds(s: number): JsonObject {
+  return millis(s * 1000);
+}
+export function millis(ms: number): JsonObject {
+  const whole = Math.floor(ms / 1000);
+  return { seconds: String(whole), nanos: Math.round((ms - whole * 1000) * 1e6) };
+}
+/** An App Mesh Duration ({unit: s|ms, value}); unit defaults to seconds. */
+export function duration(d: Duration): JsonObject {
+  const v = d.value ?? 0;
+  return d.unit === 'ms' ? millis(v) : seconds(v);
+}
+
+export function isHttpLike(p: Protocol): boolean {
+  return p !== 'tcp';
+}
+
+export function tcpAddress(address: string, port: number): JsonObject {
+  return { socketAddress: { address, portValue: port } };
+}
+
+export interface AccessLogConfig { path: string; format?: { text?: string; json?: { key: string; value: string }[] } }
+
+export function accessLogs(log: AccessLogConfig | undefined): JsonObject[] {
+  if (!log) return [];
+  const typedConfig: JsonObject = { '@type': T.fileAccessLog, path: log.path };
+  if (log.format?.text !== undefined) {
+    typedConfig.logFormat = { textFormatSource: { inlineString: log.format.text } };
+  } else if (log.format?.json) {
+    const fields: JsonObject = {};
+    for (const { key, value } of log.format.json) fields[key] = { stringValue: value };
+    typedConfig.logFormat = { jsonFormat: { fields } };
+  }
+  return [{ name: 'envoy.access_loggers.file', typedConfig }];
+}
+
+/** An HTTP connection manager that takes its routes over RDS. */
+export function httpConnectionManager(stat: string, routeConfigName: string, log: AccessLogConfig | undefined): JsonObject {
+  const hcm: JsonObject = {
+    '@type': T.hcm,
+    statPrefix: stat,
+    codecType: 'AUTO',
+    rds: { routeConfigName, configSource: adsSource() },
+    httpFilters: [{ name: 'envoy.filters.http.router', typedConfig: { '@type': T.router } }],
+  };
+  const logs = accessLogs(log);
+  if (logs.length > 0) hcm.accessLog = logs;
+  return { name: 'envoy.filters.network.http_connection_manager', typedConfig: hcm };
+}
+
+export function tcpProxy(stat: string, cluster: string | JsonObject[], log: AccessLogConfig | undefined, idle?: JsonObject): JsonObject {
+  const cfg: JsonObject = { '@type': T.tcpProxy, statPrefix: stat };
+  if (typeof cluster === 'string') cfg.cluster = cluster;
+  else cfg.weightedClusters = { clusters: cluster };
+  if (idle) cfg.idleTimeout = idle;
+  const logs = accessLogs(log);
+  if (logs.length > 0) cfg.accessLog = logs;
+  return { name: 'envoy.filters.network.tcp_proxy', typedConfig: cfg };
+}
+
+export function byName<T extends { readonly name: string }>(a: T, b: T): number {
+  return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
+}
+export function compareStrings(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}

@@ -1,0 +1,111 @@
+// A virtual gateway's Envoy: a listener per gateway listener port, `lds_ingress_0.0.0.0_<port>` (a gateway
+// listens on its listener ports itself; no iptables), with the listener's TLS and a route configuration
+// `rds_ingress_<protocol>_<port>` holding the gateway routes. A target virtual service provided by a virtual
+// node goes straight to that node's cluster; one provided by a virtual router goes through App Mesh's self
+// redirect (`cds_ingress_<mesh>_<gateway>_self_redirect_<protocol>_<egressPort>`) into the gateway's own egress
+// listener, which applies the router's routes (the Host is then always rewritten to the service name, since
+// that is what the egress listener routes on).
+import type { JsonObject } from '../model/json.ts';
+import { localCluster } from './clusters.ts';
+import { type Backend, clusterForListener, type EgressContext } from './egress.ts';
+import { type AccessLogConfig, httpConnectionManager, tcpAddress } from './envoy.ts';
+import { ingressTlsListenerFilters, tlsFilterChains } from './ingress.ts';
+import { httpRouteMatch, grpcRouteMatch } from './matchers.ts';
+import { ANY_ADDRESS, ingressListenerName, ingressRouteConfigName, selfRedirectClusterName, statPrefix } from './names.ts';
+import { byPriority, timeouts } from './routes.ts';
+import type { GatewayListener, GatewayRewrite, GatewayRouteSpec, GatewayTarget, HttpMatch, Protocol, VirtualGatewaySpec } from './spec.ts';
+import type { Named } from './view.ts';
+
+interface GatewayRouteKind { match: JsonObject; target: GatewayTarget; rewrite?: GatewayRewrite; httpMatch?: HttpMatch; port?: number }
+
+function routeOfProtocol(spec: GatewayRouteSpec, protocol: Protocol): GatewayRouteKind | undefined {
+  const http = protocol === 'http' ? spec.httpRoute : protocol === 'http2' ? spec.http2Route : undefined;
+  if (http) return { match: httpRouteMatch(http.match), target: http.action.target, rewrite: http.action.rewrite, httpMatch: http.match, port: http.match.port };
+  if (protocol === 'grpc' && spec.grpcRoute) return { match: grpcRouteMatch(spec.grpcRoute.match), target: spec.grpcRoute.action.target, rewrite: spec.grpcRoute.action.rewrite, port: spec.grpcRoute.match.port };
+  return undefined;
+}
+
+/** Priority first; then exact/regex paths before prefixes, and the longest prefix first (App Mesh's rule). */
+function gatewayOrder(a: Named<GatewayRouteSpec> & { k: GatewayRouteKind }, b: Named<GatewayRouteSpec> & { k: GatewayRouteKind }): number {
+  const pa = a.spec.priority ?? Number.MAX_SAFE_INTEGER;
+  const pb = b.spec.priority ?? Number.MAX_SAFE_INTEGER;
+  if (pa !== pb) return pa - pb;
+  const la = typeof a.k.match.prefix === 'string' ? a.k.match.prefix.length : Number.MAX_SAFE_INTEGER;
+  const lb = typeof b.k.match.prefix === 'string' ? b.k.match.prefix.length : Number.MAX_SAFE_INTEGER;
+  return lb - la || byPriority(a, b);
+}
+
+/** Path and host rewrites: by default the Host becomes the target service and the matched prefix becomes `/`. */
+function rewrites(k: GatewayRouteKind, host: string, forceHost: boolean): JsonObject {
+  const out: JsonObject = {};
+  if (forceHost || k.rewrite?.hostname?.defaultTargetHostname !== 'DISABLED') out.hostRewriteLiteral = host;
+  const prefix = k.httpMatch?.prefix;
+  if (k.rewrite?.path?.exact !== undefined) {
+    out.regexRewrite = { pattern: { regex: '^.*$' }, substitution: k.rewrite.path.exact };
+  } else if (prefix !== undefined) {
+    if (k.rewrite?.prefix?.value !== undefined) out.prefixRewrite = k.rewrite.prefix.value;
+    else if (k.rewrite?.prefix?.defaultPrefix !== 'DISABLED' && prefix !== '/') out.prefixRewrite = '/';
+  }
+  return out;
+}
+
+export interface GatewayInput {
+  readonly ctx: EgressContext;
+  readonly gateway: Named<VirtualGatewaySpec>;
+  readonly egressPort: number;
+  readonly log: AccessLogConfig | undefined;
+}
+
+export interface GatewayOutput { listeners: JsonObject[]; routeConfigurations: JsonObject[]; redirected: Backend[] }
+
+export function gateway(input: GatewayInput): GatewayOutput {
+  const { ctx, gateway: gw } = input;
+  const policy = gw.spec.backendDefaults?.clientPolicy?.tls;
+  const listeners = [...gw.spec.listeners].sort((a, b) => a.portMapping.port - b.portMapping.port);
+  const several = listeners.length > 1;
+  const routes = ctx.view.gatewayRoutesOf(gw.name);
+  const redirected = new Map<string, Backend>();
+  const out: GatewayOutput = { listeners: [], routeConfigurations: [], redirected: [] };
+  for (const l of listeners) {
+    const { port, protocol } = l.portMapping;
+    const rds = ingressRouteConfigName(protocol, port);
+    const envoyRoutes: JsonObject[] = [];
+    const applicable = routes
+      .map((r) => ({ ...r, k: routeOfProtocol(r.spec, protocol) }))
+      .filter((r): r is Named<GatewayRouteSpec> & { k: GatewayRouteKind } => r.k !== undefined && (r.k.port === undefined || r.k.port === port))
+      .sort(gatewayOrder);
+    for (const r of applicable) {
+      const route = gatewayRouteAction(input, l, r.k, policy, redirected);
+      if (route) envoyRoutes.push({ name: r.name, match: r.k.match, route });
+    }
+    out.routeConfigurations.push({ name: rds, virtualHosts: [{ name: `${gw.name}_${protocol}_${port}`, domains: ['*'], ...(envoyRoutes.length > 0 ? { routes: envoyRoutes } : {}) }] });
+    const filter = httpConnectionManager(statPrefix('ingress', protocol, port, several), rds, input.log);
+    const built = tlsFilterChains(`ingress_${protocol}_${port}`, l.tls, filter, undefined, ctx.secrets);
+    const listener: JsonObject = { name: ingressListenerName(port), address: tcpAddress(ANY_ADDRESS, port), filterChains: built.chains };
+    const filters = ingressTlsListenerFilters(false, built.inspector);
+    if (filters.length > 0) listener.listenerFilters = filters;
+    out.listeners.push(listener);
+  }
+  out.redirected = [...redirected.values()];
+  return out;
+}
+
+function gatewayRouteAction(input: GatewayInput, l: GatewayListener, k: GatewayRouteKind, policy: Backend['policy'], redirected: Map<string, Backend>): JsonObject | undefined {
+  const { ctx } = input;
+  const service = k.target.virtualService.virtualServiceName;
+  const provider = ctx.view.services.get(service)?.spec.provider;
+  if (provider?.virtualNode) {
+    const node = provider.virtualNode.virtualNodeName;
+    const listener = ctx.view.nodeListener(node, k.target.port);
+    if (!listener) return undefined;
+    return { cluster: clusterForListener(ctx, node, listener, policy), ...rewrites(k, service, false), ...timeouts(undefined) };
+  }
+  if (provider?.virtualRouter) {
+    redirected.set(service, { service, policy });
+    const name = selfRedirectClusterName(ctx.view.mesh, input.gateway.name, l.portMapping.protocol, input.egressPort);
+    ctx.clusters.add(localCluster(name, l.portMapping.protocol, '127.0.0.1', input.egressPort));
+    const host = k.target.port === undefined ? service : `${service}:${k.target.port}`;
+    return { cluster: name, ...rewrites(k, host, true), ...timeouts(undefined) };
+  }
+  return undefined;
+}

@@ -1,0 +1,34 @@
+// Envoy resource names, as App Mesh's control plane spells them (they show up in stats that dashboards and the
+// seed walkthroughs key on: `listener.0.0.0.0_15000.ssl.handshake`, `cluster.cds_egress_<mesh>_<node>_http_9080.ssl.*`).
+import type { Protocol } from './spec.ts';
+
+export const ANY_ADDRESS = '0.0.0.0';
+
+export function ingressListenerName(port: number): string {
+  return `lds_ingress_${ANY_ADDRESS}_${port}`;
+}
+export function egressListenerName(port: number): string {
+  return `lds_egress_${ANY_ADDRESS}_${port}`;
+}
+/** The local application behind a virtual node listener. */
+export function ingressClusterName(mesh: string, node: string, protocol: Protocol, port: number): string {
+  return `cds_ingress_${mesh}_${node}_${protocol}_${port}`;
+}
+/** A backend: one listener of a target virtual node. */
+export function egressClusterName(mesh: string, node: string, protocol: Protocol, port: number): string {
+  return `cds_egress_${mesh}_${node}_${protocol}_${port}`;
+}
+/** A gateway's hop back into its own egress listener (for targets behind a virtual router). */
+export function selfRedirectClusterName(mesh: string, gateway: string, protocol: Protocol, port: number): string {
+  return `cds_ingress_${mesh}_${gateway}_self_redirect_${protocol}_${port}`;
+}
+export function ingressRouteConfigName(protocol: Protocol, port: number): string {
+  return `rds_ingress_${protocol}_${port}`;
+}
+export function egressRouteConfigName(port: number): string {
+  return `rds_egress_http_${port}`;
+}
+/** HTTP connection manager / tcp_proxy stat prefix: `ingress` for one listener, `ingress.<protocol>.<port>` for several. */
+export function statPrefix(direction: 'ingress' | 'egress', protocol: Protocol, port: number, several: boolean): string {
+  return several ? `${direction}.${protocol}.${port}` : direction;
+}

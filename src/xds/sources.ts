@@ -1,0 +1,46 @@
+// What the xDS server needs from the rest of keymesh, injected so the server can be tested (and run) without
+// the store, the translation or the CA: who a connected proxy is, its Envoy configuration, and its secrets.
+import type { X509Certificate } from '@peculiar/x509';
+import type { EnvoyConfig } from '../translate/api.ts';
+
+export type ProxyKind = 'virtualNode' | 'virtualGateway';
+
+/** The mesh endpoint a connected Envoy proves to be (from its SVID). */
+export interface ProxyIdentity {
+  readonly mesh: string;
+  readonly kind: ProxyKind;
+  readonly name: string;
+  readonly spiffeId: string;
+}
+
+/** Called with an identity; true when a change may alter that proxy's configuration or secrets. */
+export type AffectedPredicate = (proxy: ProxyIdentity) => boolean;
+
+/** Returns a function that stops the watch. */
+export type Watch = (listener: (affected: AffectedPredicate) => void) => () => void;
+
+export interface ConfigSource {
+  /** The proxy's whole configuration (translate's output). A rejection is logged; nothing is published. */
+  configFor(proxy: ProxyIdentity): Promise<EnvoyConfig>;
+  watch: Watch;
+}
+
+export interface SecretSource {
+  /**
+   * An Envoy Secret (envoy.extensions.transport_sockets.tls.v3.Secret) in protobufjs object form, named
+   * `name`; undefined when the proxy may not have it (or it does not exist). Never sent to any other proxy.
+   */
+  secretFor(proxy: ProxyIdentity, name: string): Promise<object | undefined>;
+  /** Optional: rotation and revocation push new secrets through this. */
+  watch?: Watch;
+}
+
+/**
+ * The TLS layer has already checked that the chain leads to one of the server's client roots; this decides
+ * whether it is a keymesh SVID that may fetch configuration (e.g. CertificateAuthority.identityFromPeerCertificate).
+ * Throws (any error) to refuse. `chain` is leaf first; it may hold only the leaf.
+ */
+export type Authenticate = (chain: readonly X509Certificate[]) => Promise<ProxyIdentity>;
+
+export type LogLevel = 'info' | 'warn' | 'error';
+export type XdsLog = (level: LogLevel, message: string, fields?: Readonly<Record<string, unknown>>) => void;
