@@ -7,6 +7,7 @@ import type { Clock } from '../base/clock.ts';
 import { isKeymeshError } from '../errors/index.ts';
 import type { ResourceManager } from '../mesh/manager.ts';
 import { registerCaRoutes, type CaRoutesOptions } from './admin/ca-routes.ts';
+import { registerProxyRoutes, type ProxyRoutesOptions } from './admin/proxy-routes.ts';
 import { type CredentialLookup, verifySigV4 } from './auth/sigv4-verify.ts';
 import { parseJsonBody } from './json-body.ts';
 import { buildOperations } from './operations.ts';
@@ -26,6 +27,8 @@ export interface ApiServerOptions {
   logger: { level: string } | false;
   /** keymesh's own admin endpoints for the certificate authority (under /keymesh/v1); omitted: none. */
   ca?: CaRoutesOptions;
+  /** The xDS server's proxy status (GET /keymesh/v1/proxies); omitted: no such route. */
+  proxies?: ProxyRoutesOptions;
 }
 
 declare module 'fastify' {
@@ -88,6 +91,7 @@ export function createApiServer(options: ApiServerOptions): FastifyInstance {
   }
 
   if (options.ca) registerCaRoutes(app, options.ca);
+  if (options.proxies) registerProxyRoutes(app, options.proxies);
 
   app.setNotFoundHandler(async (req, reply) => {
     sendError(reply, 404, 'UnknownOperationException', `No App Mesh operation matches ${req.method} ${req.url.split('?')[0]}.`);

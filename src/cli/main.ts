@@ -2,12 +2,13 @@
 // The `keymesh` command line: one subcommand per job. Errors leave as one clear line and a non-zero exit.
 import { Command, Option } from 'commander';
 import { formatExportLines, resolveAdminCredentials } from '../config/credentials.ts';
-import { buildServerConfig, DEFAULT_ACCOUNT, DEFAULT_LISTEN, DEFAULT_REGION, DEFAULT_WORKLOAD_LISTEN, defaultDataDir, type ServerFlags } from '../config/server-config.ts';
+import { buildServerConfig, DEFAULT_ACCOUNT, DEFAULT_LISTEN, DEFAULT_REGION, DEFAULT_WORKLOAD_LISTEN, DEFAULT_XDS_LISTEN, defaultDataDir, type ServerFlags } from '../config/server-config.ts';
 import { isKeymeshError } from '../errors/index.ts';
 import { registerBootstrapCommand } from './bootstrap-command.ts';
 import { registerCaCommands } from './ca-command.ts';
 import { registerCertsCommand } from './certs-command.ts';
 import { registerIdentityCommand } from './identity-command.ts';
+import { registerProxiesCommand } from './proxies-command.ts';
 import { startServer } from './server-command.ts';
 
 const program = new Command()
@@ -21,6 +22,7 @@ program
   .option('--data-dir <dir>', 'where keymesh keeps its database, keys and credentials', defaultDataDir())
   .option('--listen <host:port>', 'address of the App Mesh API', DEFAULT_LISTEN)
   .option('--workload-listen <host:port>', 'address of the workload identity endpoint (HTTPS: join-token bootstrap, SVID renewal)', DEFAULT_WORKLOAD_LISTEN)
+  .option('--xds-listen <host:port>', 'address of the xDS server (ADS over gRPC, mTLS: proxies present their SVIDs)', DEFAULT_XDS_LISTEN)
   .option('--region <region>', 'region shown in resource ARNs', DEFAULT_REGION)
   .option('--account-id <id>', '12-digit account id shown as mesh and resource owner', DEFAULT_ACCOUNT)
   .option('--limit <name=value>', 'raise a service quota, e.g. meshes=100 (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
@@ -63,6 +65,7 @@ program
 registerCaCommands(program);
 registerCertsCommand(program);
 registerIdentityCommand(program);
+registerProxiesCommand(program);
 registerBootstrapCommand(program);
 
 function fail(e: unknown): never {

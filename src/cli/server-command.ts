@@ -7,12 +7,18 @@ import { loadControlPlaneTls } from '../api/identity/control-plane-tls.ts';
 import { createApiServer } from '../api/server.ts';
 import { systemClock } from '../base/clock.ts';
 import { CertificateAuthority } from '../ca/authority.ts';
+import { BUNDLE_STATUSES } from '../ca/bundles.ts';
 import { formatExportLines, resolveAdminCredentials } from '../config/credentials.ts';
 import type { ServerConfig } from '../config/server-config.ts';
 import { parseLimits } from '../mesh/limits.ts';
 import { ResourceManager } from '../mesh/manager.ts';
 import { SqliteCaStore } from '../store/sqlite/sqlite-ca-store.ts';
 import { SqliteStore } from '../store/sqlite/sqlite-store.ts';
+import { createXdsServer, type XdsServer } from '../xds/ads-server.ts';
+import { XdsBundleDistribution } from '../xds/bundle-distribution.ts';
+import { CaSecretSource } from '../xds/ca-secret-source.ts';
+import type { XdsLog } from '../xds/sources.ts';
+import { StoreConfigSource } from '../xds/store-config-source.ts';
 
 /** How often the CA retires expired CAs, renews managed certificates and refreshes CRLs. */
 const MAINTENANCE_EVERY_MS = 30_000;
@@ -21,6 +27,8 @@ export interface RunningServer {
   url: string;
   /** The workload identity endpoint (HTTPS). */
   identityUrl: string;
+  /** host:port of the xDS server (ADS over gRPC, mTLS). */
+  xdsAddress: string;
   close(): Promise<void>;
 }
 
@@ -46,8 +54,10 @@ export async function startServer(config: ServerConfig, out: NodeJS.WritableStre
     await store.close();
   };
   const logger = config.logLevel === 'silent' ? false : { level: config.logLevel };
+  // Rotation's activate asks the xDS server whether every proxy holds the new bundle (attached below).
+  const distribution = new XdsBundleDistribution();
   const authority = new CertificateAuthority({
-    caStore, resources: store, dataDir: config.dataDir, clock: systemClock, region: config.region, account: config.accountId,
+    caStore, resources: store, dataDir: config.dataDir, clock: systemClock, region: config.region, account: config.accountId, distribution,
     ...(config.caPassphrase !== undefined ? { passphrase: config.caPassphrase } : {}),
     onListenerError: (e) => process.stderr.write(`keymesh: a CA event listener failed: ${(e as Error).message}\n`),
   });
@@ -63,6 +73,38 @@ export async function startServer(config: ServerConfig, out: NodeJS.WritableStre
     throw e;
   }
   const identity = createIdentityServer({ authority, tls: cpTls, logger });
+  // xDS: configuration from the store through translate, secrets from the CA, proxies authenticated by SVID.
+  const configSource = new StoreConfigSource({
+    store,
+    acmIssuers: async (mesh) => Object.fromEntries((await authority.listCertificates(mesh)).map((c) => [c.arn, c.caArn])),
+  });
+  const secretSource = new CaSecretSource({ authority, store });
+  const xdsMaterial = async () => ({ clientRoots: (await allTrustAnchors(authority)) || cpTls.caCertPem, certChain: cpTls.certPem, privateKey: cpTls.keyPem });
+  const xds: XdsServer = createXdsServer({
+    source: configSource,
+    secrets: secretSource,
+    authenticate: async (chain) => {
+      const id = await authority.identityFromPeerCertificate(chain);
+      return { mesh: id.mesh, kind: id.kind, name: id.name, spiffeId: id.spiffeId };
+    },
+    tls: await xdsMaterial(),
+    log: xdsLogger(config.logLevel),
+  });
+  distribution.attach({ authority, proxies: () => xds.proxies(), source: configSource, secrets: secretSource });
+  // New anchors for new connections whenever a trust bundle changes (a mesh's first CA, rotation, retirement).
+  let tlsUpdates = Promise.resolve();
+  const unwatchBundles = authority.watch((event) => {
+    if (event.type !== 'bundle' && event.type !== 'issuer') return;
+    tlsUpdates = tlsUpdates.then(async () => xds.updateTls(await xdsMaterial())).catch((e: unknown) => {
+      process.stderr.write(`keymesh: could not update the xDS server's trust anchors: ${(e as Error).message}\n`);
+    });
+  });
+  const closeXds = async () => {
+    unwatchBundles();
+    await tlsUpdates;
+    await xds.close();
+    configSource.close();
+  };
   const workloadHost = config.workloadHost.includes(':') ? `[${config.workloadHost}]` : config.workloadHost;
   const app = createApiServer({
     manager,
@@ -71,16 +113,22 @@ export async function startServer(config: ServerConfig, out: NodeJS.WritableStre
     rateLimit: config.rateLimit,
     logger,
     ca: { authority, controlPlaneCaPem: cpTls.caCertPem, identityEndpoint: `https://${workloadHost}:${config.workloadPort}` },
+    proxies: { proxies: () => xds.proxies() },
   });
+  const xdsHost = config.xdsHost.includes(':') ? `[${config.xdsHost}]` : config.xdsHost;
+  let xdsPort: number;
   try {
     await app.listen({ host: config.host, port: config.port });
     await identity.listen({ host: config.workloadHost, port: config.workloadPort });
+    xdsPort = await xds.listen(`${xdsHost}:${config.xdsPort}`);
   } catch (e) {
     await app.close();
     await identity.close();
+    await closeXds();
     await closeStores();
     throw e;
   }
+  const xdsAddress = `${xdsHost}:${xdsPort}`;
   const maintenance = setInterval(() => {
     authority.maintain().then(
       (r) => {
@@ -112,15 +160,40 @@ export async function startServer(config: ServerConfig, out: NodeJS.WritableStre
   }
   out.write(`keymesh server listening on ${url} (account ${config.accountId}, region ${config.region}, data ${config.dataDir})\n`);
   out.write(`Workload identity endpoint on ${identityUrl} (workloads pin ${cpTls.caCertPath}${config.caPassphrase !== undefined ? '; CA keys encrypted at rest' : ''})\n`);
+  out.write(`xDS (ADS over gRPC, mTLS) on ${xdsAddress} (proxies present their SVIDs and pin ${cpTls.caCertPath})\n`);
   out.write(`Try: aws appmesh list-meshes --endpoint-url ${url}\n`);
   return {
     url,
     identityUrl,
+    xdsAddress,
     close: async () => {
       clearInterval(maintenance);
+      await closeXds();
       await identity.close();
       await app.close();
       await closeStores();
     },
+  };
+}
+
+/** Every anchor of every trust bundle (all meshes): what a proxy's SVID may chain to. PEM, '' when no mesh has a CA. */
+async function allTrustAnchors(authority: CertificateAuthority): Promise<string> {
+  const trustDomains = [...new Set((await authority.listCas({ statuses: BUNDLE_STATUSES })).map((c) => c.trustDomain))].sort();
+  const pems: string[] = [];
+  for (const td of trustDomains) {
+    const pem = (await authority.trustBundle(td)).pem.trim();
+    if (pem) pems.push(pem);
+  }
+  return pems.length ? `${pems.join('\n')}\n` : '';
+}
+
+const LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'];
+
+/** xDS events on stderr, one line each, at or above the server's log level. */
+function xdsLogger(level: string): XdsLog {
+  const min = level === 'silent' ? Infinity : LEVELS.indexOf(level);
+  return (lvl, message, fields) => {
+    if (LEVELS.indexOf(lvl) < min) return;
+    process.stderr.write(`keymesh xds ${lvl}: ${message}${fields ? ` ${JSON.stringify(fields)}` : ''}\n`);
   };
 }

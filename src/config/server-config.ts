@@ -17,6 +17,9 @@ export interface ServerConfig {
   /** The workload identity endpoint (HTTPS; join-token bootstrap and mTLS renewal). */
   readonly workloadHost: string;
   readonly workloadPort: number;
+  /** The xDS server (ADS over gRPC, mTLS with the proxies' SVIDs). */
+  readonly xdsHost: string;
+  readonly xdsPort: number;
   /** Encrypts CA private keys at rest (KEYMESH_CA_PASSPHRASE); unset: file modes only. Never logged. */
   readonly caPassphrase: string | undefined;
 }
@@ -31,6 +34,7 @@ export interface ServerFlags {
   rateLimit?: string;
   logLevel?: string;
   workloadListen?: string;
+  xdsListen?: string;
 }
 
 export const DEFAULT_LISTEN = '127.0.0.1:7000';
@@ -57,6 +61,7 @@ export function parseListen(value: string, flag = '--listen'): { host: string; p
 export function buildServerConfig(flags: ServerFlags, env: NodeJS.ProcessEnv = process.env): ServerConfig {
   const { host, port } = parseListen(flags.listen ?? DEFAULT_LISTEN);
   const workload = parseListen(flags.workloadListen ?? DEFAULT_WORKLOAD_LISTEN, '--workload-listen');
+  const xds = parseListen(flags.xdsListen ?? DEFAULT_XDS_LISTEN, '--xds-listen');
   const caPassphrase = env[CA_PASSPHRASE_ENV];
   if (caPassphrase !== undefined && caPassphrase.length < 8) {
     throw new ConfigError(`${CA_PASSPHRASE_ENV} is set but shorter than 8 characters; use a longer passphrase or unset it`);
@@ -83,6 +88,8 @@ export function buildServerConfig(flags: ServerFlags, env: NodeJS.ProcessEnv = p
     logLevel,
     workloadHost: workload.host,
     workloadPort: workload.port,
+    xdsHost: xds.host,
+    xdsPort: xds.port,
     caPassphrase,
   });
 }

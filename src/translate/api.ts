@@ -27,20 +27,41 @@ export interface ProxyRef {
   readonly name: string;
 }
 
-/** A registered instance of a virtual node (the role Cloud Map plays for App Mesh). */
+/**
+ * A registered instance of a virtual node (the role Cloud Map plays for App Mesh).
+ *
+ * Ports: each listener of a node gets its own cluster, and an instance is in the cluster of listener port P,
+ * at `address:P`, when P is `port` or one of `ports` (an instance takes traffic on its node's listener ports;
+ * iptables hands them to its Envoy, which tells them apart by the original port). So a node with listeners
+ * 8080 and 9090 registers `{ address, port: 8080, ports: [9090] }`, or one endpoint per port.
+ * Backward compatible special case: on a node with ONE listener, an instance without `ports` is in that
+ * listener's cluster at `address:port` even when `port` differs from the listener port. On a node with several
+ * listeners, an instance whose ports match none of them is in no cluster.
+ */
 export interface Endpoint {
   readonly address: string;
   readonly port: number;
+  /** Further listener ports this instance serves, besides `port`. */
+  readonly ports?: readonly number[];
 }
 
 export interface TranslateInput {
   readonly view: MeshView;
   readonly proxy: ProxyRef;
   /**
-   * Instances of each virtual node, by node name. A node with DNS service discovery and no registered
-   * instance gets a STRICT_DNS cluster on its hostname instead of an EDS one.
+   * Instances of each virtual node, by node name. A listener of a node with DNS service discovery and no
+   * registered instance for that listener (see Endpoint) gets a DNS cluster on the node's hostname instead of
+   * an EDS one: LOGICAL_DNS for `responseType: LOADBALANCER` (App Mesh's default), STRICT_DNS for ENDPOINTS.
    */
   readonly endpoints: Readonly<Record<string, readonly Endpoint[]>>;
+  /**
+   * The issuing CA of each ACM certificate: certificate ARN → CA ARN (keymesh's managed certificates know it).
+   * App Mesh clients with no matching client policy validate an ACM server certificate against the CA that
+   * issued it; with the issuer known here they get the validation secret named by that CA's ARN (the naming of
+   * ACM trust, see SecretRef). A certificate missing here leaves such clients on TLS without validation, as for
+   * file certificates.
+   */
+  readonly acmIssuers?: Readonly<Record<string, string>>;
   readonly options?: TranslateOptions;
 }
 
@@ -58,7 +79,10 @@ export interface TranslateOptions {
 /**
  * SDS secret names. File certificates are inlined as file paths (Envoy reads the files); SDS certificates use
  * the names in the spec (a SPIFFE ID, a trust domain); ACM certificates and CA ARNs become keymesh-managed
- * secrets named by the ARN. The xDS server serves a secret only to a proxy allowed to have it.
+ * secrets named by the ARN: a certificate by its certificate ARN ('certificate'), trust by the CA ARNs, sorted
+ * and joined with ',' ('validation'; a single CA ARN is just that ARN). The trust a client puts in an ACM
+ * server certificate without a client policy is the same kind of secret: the issuing CA's ARN, from
+ * TranslateInput.acmIssuers. The xDS server serves a secret only to a proxy allowed to have it.
  */
 export interface SecretRef {
   readonly name: string;

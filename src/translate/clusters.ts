@@ -3,10 +3,10 @@
 // a gateway's hop back into its own egress listener.
 import type { JsonObject } from '../model/json.ts';
 import type { Endpoint } from './api.ts';
-import { adsSource, millis, seconds, T, tcpAddress } from './envoy.ts';
-import { egressClusterName, ingressClusterName } from './names.ts';
+import { adsSource, duration, millis, seconds, T, tcpAddress } from './envoy.ts';
+import { egressClusterName, ingressClusterName, passthroughClusterName } from './names.ts';
 import type { SecretCollector } from './secrets.ts';
-import type { ClientPolicyTls, HealthCheck, NodeListener, Protocol, VirtualNodeSpec } from './spec.ts';
+import type { ClientPolicyTls, ConnectionPool, HealthCheck, NodeListener, OutlierDetection, Protocol, VirtualNodeSpec } from './spec.ts';
 import { upstreamTlsSocket } from './tls-context.ts';
 
 const CONNECT_TIMEOUT = seconds(1);
@@ -35,6 +35,50 @@ function healthChecks(hc: HealthCheck | undefined): JsonObject[] {
   return [check];
 }
 
+/** App Mesh's "effectively off" circuit breaker limit, for the thresholds a connection pool leaves unset. */
+export const UNLIMITED = 2147483647;
+
+/**
+ * A listener's connection pool as circuit breaker thresholds (default priority): http → maxConnections and
+ * maxPendingRequests (default UNLIMITED), http2/grpc → maxRequests, tcp → maxConnections. The thresholds the
+ * pool does not set are UNLIMITED, as App Mesh's Envoy has them, rather than Envoy's own defaults (1024, 3
+ * retries). Undefined without a pool.
+ */
+export function circuitBreakers(pool: ConnectionPool | undefined): JsonObject | undefined {
+  if (!pool) return undefined;
+  const limits = { maxConnections: UNLIMITED, maxPendingRequests: UNLIMITED, maxRequests: UNLIMITED, maxRetries: UNLIMITED };
+  if (pool.http) {
+    limits.maxConnections = pool.http.maxConnections;
+    if (pool.http.maxPendingRequests !== undefined) limits.maxPendingRequests = pool.http.maxPendingRequests;
+  } else if (pool.http2 ?? pool.grpc) {
+    limits.maxRequests = (pool.http2 ?? pool.grpc)!.maxRequests;
+  } else if (pool.tcp) {
+    limits.maxConnections = pool.tcp.maxConnections;
+  } else {
+    return undefined;
+  }
+  const threshold: JsonObject = {};
+  for (const [k, v] of Object.entries(limits)) threshold[k] = { value: v };
+  return { thresholds: [threshold] };
+}
+
+/** A target listener's outlier detection: maxServerErrors consecutive 5xx eject a host for baseEjectionDuration. */
+export function outlierDetection(od: OutlierDetection | undefined): JsonObject | undefined {
+  if (!od) return undefined;
+  return {
+    consecutive_5xx: { value: od.maxServerErrors }, // protobufjs keeps '_5xx' (no letter to camelCase)
+    interval: duration(od.interval),
+    baseEjectionTime: duration(od.baseEjectionDuration),
+    maxEjectionPercent: { value: od.maxEjectionPercent },
+  };
+}
+
+function withCircuitBreakers(cluster: JsonObject, pool: ConnectionPool | undefined): JsonObject {
+  const cb = circuitBreakers(pool);
+  if (cb) cluster.circuitBreakers = cb;
+  return cluster;
+}
+
 function finish(cluster: JsonObject, protocol: Protocol): JsonObject {
   const opts = http2Options(protocol);
   if (opts) cluster.typedExtensionProtocolOptions = opts;
@@ -48,12 +92,42 @@ export function ingressCluster(mesh: string, node: string, listener: NodeListene
   const cluster: JsonObject = { name, type: 'STATIC', connectTimeout: CONNECT_TIMEOUT, loadAssignment: loadAssignment(name, [{ address: appAddress, port }]) };
   const checks = healthChecks(listener.healthCheck);
   if (checks.length > 0) cluster.healthChecks = checks;
+  withCircuitBreakers(cluster, listener.connectionPool);
   return finish(cluster, protocol);
 }
 
-/** A static cluster to an address on this host (a gateway's self redirect into its egress listener). */
-export function localCluster(name: string, protocol: Protocol, address: string, port: number): JsonObject {
-  return finish({ name, type: 'STATIC', connectTimeout: CONNECT_TIMEOUT, loadAssignment: loadAssignment(name, [{ address, port }]) }, protocol);
+/**
+ * A static cluster to an address on this host (a gateway's self redirect into its egress listener), with the
+ * gateway listener's connection pool when it has one.
+ */
+export function localCluster(name: string, protocol: Protocol, address: string, port: number, pool?: ConnectionPool): JsonObject {
+  const cluster: JsonObject = { name, type: 'STATIC', connectTimeout: CONNECT_TIMEOUT, loadAssignment: loadAssignment(name, [{ address, port }]) };
+  return finish(withCircuitBreakers(cluster, pool), protocol);
+}
+
+/**
+ * Egress to hosts outside the mesh (mesh `egressFilter.type: ALLOW_ALL`): an ORIGINAL_DST cluster, which
+ * connects to the address the application dialled (recovered by the egress listener's original_dst filter).
+ */
+export function passthroughCluster(mesh: string): JsonObject {
+  return { name: passthroughClusterName(mesh), type: 'ORIGINAL_DST', connectTimeout: CONNECT_TIMEOUT, lbPolicy: 'CLUSTER_PROVIDED' };
+}
+
+/**
+ * The instances of a node that serve one of its listeners, at that listener's port. An instance serves the
+ * listener ports in `[port, ...ports]`; an instance of a node with a single listener that gives no `ports`
+ * serves it at its own `port` whatever that is (the registration may name the application's real port).
+ * Sorted by address, then port; duplicates removed.
+ */
+export function listenerEndpoints(endpoints: readonly Endpoint[] | undefined, listenerPort: number, singleListener: boolean): { address: string; port: number }[] {
+  const seen = new Map<string, { address: string; port: number }>();
+  for (const e of endpoints ?? []) {
+    let port: number | undefined;
+    if (e.port === listenerPort || (e.ports ?? []).includes(listenerPort)) port = listenerPort;
+    else if (singleListener && e.ports === undefined) port = e.port;
+    if (port !== undefined) seen.set(`${e.address}\u0000${port}`, { address: e.address, port });
+  }
+  return [...seen.values()].sort((a, b) => (a.address < b.address ? -1 : a.address > b.address ? 1 : a.port - b.port));
 }
 
 const DNS_FAMILY: Record<string, string> = { IPv4_ONLY: 'V4_ONLY', IPv6_ONLY: 'V6_ONLY', IPv4_PREFERRED: 'V4_PREFERRED', IPv6_PREFERRED: 'AUTO' };
@@ -74,6 +148,10 @@ export interface EgressClusterInput {
   readonly listener: NodeListener;
   readonly endpoints: readonly Endpoint[] | undefined;
   readonly policy: ClientPolicyTls | undefined;
+  /** A virtual gateway listener's connection pool, for the clusters that gateway listener routes to. */
+  readonly pool?: ConnectionPool | undefined;
+  /** ACM certificate ARN → issuing CA ARN (TranslateInput.acmIssuers). */
+  readonly acmIssuers?: Readonly<Record<string, string>> | undefined;
 }
 
 /** One listener of a target node, with its endpoints (a ClusterLoadAssignment for EDS) and client TLS. */
@@ -83,9 +161,12 @@ export function egressCluster(input: EgressClusterInput, secrets: SecretCollecto
   const cluster: JsonObject = { name, connectTimeout: CONNECT_TIMEOUT };
   let assignment: JsonObject | undefined;
   const dns = input.spec.serviceDiscovery?.dns;
-  const registered = [...(input.endpoints ?? [])].sort((a, b) => (a.address < b.address ? -1 : a.address > b.address ? 1 : a.port - b.port));
+  const registered = listenerEndpoints(input.endpoints, port, (input.spec.listeners ?? []).length <= 1);
   if (dns && registered.length === 0) {
-    cluster.type = 'STRICT_DNS';
+    // responseType (UG: virtual nodes; aws-app-mesh-controller-for-k8s#479): LOADBALANCER, the default, means
+    // the name fronts a load balancer → LOGICAL_DNS (one address per new connection); ENDPOINTS means every
+    // address is an instance → STRICT_DNS (each address a host, so load balancing and outlier detection work).
+    cluster.type = dns.responseType === 'ENDPOINTS' ? 'STRICT_DNS' : 'LOGICAL_DNS';
     const family = DNS_FAMILY[dns.ipPreference ?? input.meshIpPreference ?? ''];
     if (family) cluster.dnsLookupFamily = family;
     cluster.loadAssignment = loadAssignment(name, [{ address: dns.hostname, port }]);
@@ -94,7 +175,10 @@ export function egressCluster(input: EgressClusterInput, secrets: SecretCollecto
     cluster.edsClusterConfig = { edsConfig: adsSource() };
     assignment = loadAssignment(name, registered);
   }
-  const tls = upstreamTlsSocket(input.policy, { port, serverTls: input.listener.tls, defaultSans: serviceDiscoveryName(input.spec) }, secrets);
+  withCircuitBreakers(cluster, input.pool);
+  const od = outlierDetection(input.listener.outlierDetection);
+  if (od) cluster.outlierDetection = od;
+  const tls = upstreamTlsSocket(input.policy, { port, serverTls: input.listener.tls, defaultSans: serviceDiscoveryName(input.spec), acmIssuers: input.acmIssuers }, secrets);
   if (tls) cluster.transportSocket = tls;
   finish(cluster, protocol);
   return assignment ? { cluster, assignment } : { cluster };

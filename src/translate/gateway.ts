@@ -5,6 +5,11 @@
 // redirect (`cds_ingress_<mesh>_<gateway>_self_redirect_<protocol>_<egressPort>`) into the gateway's own egress
 // listener, which applies the router's routes (the Host is then always rewritten to the service name, since
 // that is what the egress listener routes on).
+//
+// A gateway listener's connection pool becomes circuit breakers on the clusters its routes lead to: the target
+// node's cluster, or the self-redirect cluster (the first gateway listener, by port, to reach a cluster decides).
+// Retries: App Mesh gateway routes have no retry policy (HttpGatewayRoute / GrpcGatewayRoute are match +
+// action only, reference §3.2); a target behind a virtual router gets the router's retries in the egress hop.
 import type { JsonObject } from '../model/json.ts';
 import { localCluster } from './clusters.ts';
 import { type Backend, clusterForListener, type EgressContext } from './egress.ts';
@@ -98,12 +103,12 @@ function gatewayRouteAction(input: GatewayInput, l: GatewayListener, k: GatewayR
     const node = provider.virtualNode.virtualNodeName;
     const listener = ctx.view.nodeListener(node, k.target.port);
     if (!listener) return undefined;
-    return { cluster: clusterForListener(ctx, node, listener, policy), ...rewrites(k, service, false), ...timeouts(undefined) };
+    return { cluster: clusterForListener(ctx, node, listener, policy, l.connectionPool), ...rewrites(k, service, false), ...timeouts(undefined) };
   }
   if (provider?.virtualRouter) {
     redirected.set(service, { service, policy });
     const name = selfRedirectClusterName(ctx.view.mesh, input.gateway.name, l.portMapping.protocol, input.egressPort);
-    ctx.clusters.add(localCluster(name, l.portMapping.protocol, '127.0.0.1', input.egressPort));
+    ctx.clusters.add(localCluster(name, l.portMapping.protocol, '127.0.0.1', input.egressPort, l.connectionPool));
     const host = k.target.port === undefined ? service : `${service}:${k.target.port}`;
     return { cluster: name, ...rewrites(k, host, true), ...timeouts(undefined) };
   }

@@ -18,6 +18,10 @@ export function ingressClusterName(mesh: string, node: string, protocol: Protoco
 export function egressClusterName(mesh: string, node: string, protocol: Protocol, port: number): string {
   return `cds_egress_${mesh}_${node}_${protocol}_${port}`;
 }
+/** Egress to hosts outside the mesh under `egressFilter.type: ALLOW_ALL` (like `cds_egress_<mesh>_amazonaws`). */
+export function passthroughClusterName(mesh: string): string {
+  return `cds_egress_${mesh}_passthrough`;
+}
 /** A gateway's hop back into its own egress listener (for targets behind a virtual router). */
 export function selfRedirectClusterName(mesh: string, gateway: string, protocol: Protocol, port: number): string {
   return `cds_ingress_${mesh}_${gateway}_self_redirect_${protocol}_${port}`;

@@ -21,18 +21,28 @@ export interface HealthCheck {
   healthyThreshold: number; unhealthyThreshold: number; timeoutMillis: number; intervalMillis: number;
 }
 export interface Timeouts { idle?: Duration; perRequest?: Duration }
+/** A listener's connection pool: a union keyed by the listener's protocol (tcp only on virtual nodes). */
+export interface ConnectionPool {
+  http?: { maxConnections: number; maxPendingRequests?: number };
+  http2?: { maxRequests: number };
+  grpc?: { maxRequests: number };
+  tcp?: { maxConnections: number };
+}
+export interface OutlierDetection { maxServerErrors: number; interval: Duration; baseEjectionDuration: Duration; maxEjectionPercent: number }
 export interface NodeListener {
   portMapping: PortMapping;
   tls?: ListenerTls;
   healthCheck?: HealthCheck;
   timeout?: Partial<Record<Protocol, Timeouts>>;
+  connectionPool?: ConnectionPool;
+  outlierDetection?: OutlierDetection;
 }
 export interface AccessLogging { accessLog?: { file?: { path: string; format?: { text?: string; json?: { key: string; value: string }[] } } } }
 export interface VirtualNodeSpec {
   listeners?: NodeListener[];
   backends?: { virtualService?: { virtualServiceName: string; clientPolicy?: ClientPolicy } }[];
   backendDefaults?: { clientPolicy?: ClientPolicy };
-  serviceDiscovery?: { dns?: { hostname: string; responseType?: string; ipPreference?: string }; awsCloudMap?: { namespaceName: string; serviceName: string } };
+  serviceDiscovery?: { dns?: { hostname: string; responseType?: 'LOADBALANCER' | 'ENDPOINTS'; ipPreference?: string }; awsCloudMap?: { namespaceName: string; serviceName: string } };
   logging?: AccessLogging;
 }
 export interface VirtualServiceSpec { provider?: { virtualNode?: { virtualNodeName: string }; virtualRouter?: { virtualRouterName: string } } }
@@ -55,7 +65,7 @@ export interface GrpcRouteSpec { match: GrpcMatch; action: { weightedTargets: We
 export interface TcpRouteSpec { match?: { port?: number }; action: { weightedTargets: WeightedTarget[] }; timeout?: Timeouts }
 export interface RouteSpec { priority?: number; httpRoute?: HttpRouteSpec; http2Route?: HttpRouteSpec; grpcRoute?: GrpcRouteSpec; tcpRoute?: TcpRouteSpec }
 
-export interface GatewayListener { portMapping: PortMapping; tls?: ListenerTls; healthCheck?: HealthCheck }
+export interface GatewayListener { portMapping: PortMapping; tls?: ListenerTls; healthCheck?: HealthCheck; connectionPool?: ConnectionPool }
 export interface VirtualGatewaySpec { listeners: GatewayListener[]; backendDefaults?: { clientPolicy?: ClientPolicy }; logging?: AccessLogging }
 export interface GatewayTarget { virtualService: { virtualServiceName: string }; port?: number }
 export interface GatewayRewrite {
@@ -69,7 +79,7 @@ export interface GatewayRouteSpec {
   http2Route?: { match: HttpMatch; action: { target: GatewayTarget; rewrite?: GatewayRewrite } };
   grpcRoute?: { match: GrpcMatch; action: { target: GatewayTarget; rewrite?: GatewayRewrite } };
 }
-export interface MeshSpec { egressFilter?: { type: 'ALLOW_ALL' | 'DROP_ALL' } }
+export interface MeshSpec { egressFilter?: { type: 'ALLOW_ALL' | 'DROP_ALL' }; serviceDiscovery?: { ipPreference?: string } }
 
 /** Reads a stored spec as the typed shape (specs are validated against the App Mesh model on write). */
 export function specAs<T>(spec: JsonObject): T {

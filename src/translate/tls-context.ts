@@ -68,6 +68,14 @@ function addValidation(ctx: JsonObject, v: ValidationContext, sans: readonly str
   }
 }
 
+/**
+ * Every TLS context starts here: TLS 1.2 is the minimum on both sides (Envoy's server-side default would
+ * still accept TLS 1.0).
+ */
+function tlsCommon(): JsonObject {
+  return { tlsParams: { tlsMinimumProtocolVersion: 'TLSv1_2' } };
+}
+
 function transportSocket(typedConfig: JsonObject): JsonObject {
   return { name: 'envoy.transport_sockets.tls', typedConfig };
 }
@@ -77,7 +85,7 @@ function transportSocket(typedConfig: JsonObject): JsonObject {
  * require a client certificate (App Mesh's rule); without a SAN list, any SAN the trust accepts is fine.
  */
 export function downstreamTlsSocket(tls: ListenerTls, secrets: SecretCollector): JsonObject {
-  const common: JsonObject = {};
+  const common: JsonObject = tlsCommon();
   addCertificate(common, tls.certificate, secrets);
   const ctx: JsonObject = { '@type': T.downstreamTls, commonTlsContext: common };
   if (tls.validation) {
@@ -94,6 +102,8 @@ export interface UpstreamTarget {
   readonly serverTls: ListenerTls | undefined;
   /** SANs to require when the policy lists none: the target's service discovery name. */
   readonly defaultSans: readonly string[];
+  /** ACM certificate ARN → issuing CA ARN, for validating an ACM server certificate without a client policy. */
+  readonly acmIssuers?: Readonly<Record<string, string>> | undefined;
 }
 
 /**
@@ -120,12 +130,14 @@ function clientCertificate(ctx: JsonObject, cert: { file?: FileCertificate; sds?
  * The client side towards one target listener, or undefined for plaintext.
  * - A matching client policy: TLS validated against its trust, with its SANs (or, when it lists none, the
  *   target's service discovery name), presenting its certificate when it has one.
- * - No matching policy: follow the server. DISABLED or no TLS → plaintext; STRICT/PERMISSIVE → TLS that does
- *   not validate the server ("accept any certificate", seed 004 step 1).
+ * - No matching policy: follow the server. DISABLED or no TLS → plaintext; STRICT/PERMISSIVE → TLS. An ACM
+ *   server certificate whose issuer is known (acmIssuers) is validated against that CA (App Mesh: "validate it
+ *   against the root CA it chains to"; trust only, no SAN check); any other is not validated ("accept any
+ *   certificate", seed 004 step 1).
  */
 export function upstreamTlsSocket(policy: ClientPolicyTls | undefined, target: UpstreamTarget, secrets: SecretCollector): JsonObject | undefined {
   if (policyApplies(policy, target.port)) {
-    const common: JsonObject = {};
+    const common: JsonObject = tlsCommon();
     clientCertificate(common, policy.certificate, secrets);
     const sans = policy.validation.subjectAlternativeNames?.match.exact ?? target.defaultSans;
     addValidation(common, policy.validation, sans, secrets);
@@ -133,5 +145,10 @@ export function upstreamTlsSocket(policy: ClientPolicyTls | undefined, target: U
   }
   const mode = target.serverTls?.mode ?? 'DISABLED';
   if (mode === 'DISABLED') return undefined;
-  return transportSocket({ '@type': T.upstreamTls, commonTlsContext: {} });
+  const common: JsonObject = tlsCommon();
+  const certArn = target.serverTls?.certificate.acm?.certificateArn;
+  const issuers = target.acmIssuers;
+  const issuer = certArn !== undefined && issuers && Object.hasOwn(issuers, certArn) ? issuers[certArn] : undefined;
+  if (issuer !== undefined) addValidation(common, { trust: { acm: { certificateAuthorityArns: [issuer] } } }, [], secrets);
+  return transportSocket({ '@type': T.upstreamTls, commonTlsContext: common });
 }

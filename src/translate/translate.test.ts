@@ -38,7 +38,7 @@ test('STRICT: one TLS chain, no inspector; PERMISSIVE: tls-matched chain plus pl
   assert.equal(strict.listenerFilters, undefined);
   assert.equal(chains(strict)[0]!.filterChainMatch, undefined);
   const tls = (chains(strict)[0]!.transportSocket as JsonObject).typedConfig as JsonObject;
-  assert.deepEqual(tls.commonTlsContext, { tlsCertificates: [{ certificateChain: { filename: '/c.pem' }, privateKey: { filename: '/k.pem' } }] });
+  assert.deepEqual(tls.commonTlsContext, { tlsParams: { tlsMinimumProtocolVersion: 'TLSv1_2' }, tlsCertificates: [{ certificateChain: { filename: '/c.pem' }, privateKey: { filename: '/k.pem' } }] });
   assert.equal(tls.requireClientCertificate, undefined);
 
   const permissive = ingressOf(run(mesh(serverNode({ mode: 'PERMISSIVE', certificate: FILE_CERT }), clientNode()), 'virtualNode', 'server'));
@@ -56,6 +56,7 @@ test('listener validation requires a client certificate; sds trust with SANs use
   const tls = (chains(ingressOf(c))[0]!.transportSocket as JsonObject).typedConfig as JsonObject;
   assert.deepEqual(tls.requireClientCertificate, { value: true });
   assert.deepEqual(tls.commonTlsContext, {
+    tlsParams: { tlsMinimumProtocolVersion: 'TLSv1_2' },
     tlsCertificateSdsSecretConfigs: [{ name: 'arn:cert', sdsConfig: { ads: {}, resourceApiVersion: 'V3' } }],
     combinedValidationContext: {
       defaultValidationContext: { matchTypedSubjectAltNames: [{ sanType: 'URI', matcher: { exact: 'spiffe://td/front' } }] },
@@ -78,7 +79,7 @@ test('no client policy: plaintext to a plaintext server, unvalidated TLS to a ST
   assert.equal(clusterNamed(run(mesh(serverNode(), clientNode()), 'virtualNode', 'client'), name).transportSocket, undefined);
   for (const mode of ['STRICT', 'PERMISSIVE']) {
     const cl = clusterNamed(run(mesh(serverNode({ mode, certificate: FILE_CERT }), clientNode()), 'virtualNode', 'client'), name);
-    assert.deepEqual(upstreamCtx(cl)?.commonTlsContext, {}, mode);
+    assert.deepEqual(upstreamCtx(cl)?.commonTlsContext, { tlsParams: { tlsMinimumProtocolVersion: 'TLSv1_2' } }, mode);
   }
 });
 
@@ -103,13 +104,21 @@ test('client policy: the backend policy overrides backendDefaults field by field
   assert.deepEqual(c.secrets, [{ name: 'td', type: 'validation', source: 'sds' }]);
 });
 
-test('endpoints: EDS with a sorted ClusterLoadAssignment when registered, STRICT_DNS otherwise', () => {
+test('endpoints: EDS with a sorted ClusterLoadAssignment when registered, a DNS cluster otherwise', () => {
   const b = mesh(serverNode(), clientNode());
   const eds = run(b, 'virtualNode', 'client', { server: [{ address: '10.0.0.9', port: 9080 }, { address: '10.0.0.2', port: 9080 }] });
   assert.equal(clusterNamed(eds, 'cds_egress_m_server_http_9080').type, 'EDS');
   assert.deepEqual(eds.clusterLoadAssignments.map((a) => ((a.endpoints as JsonObject[])[0]!.lbEndpoints as JsonObject[]).map((e) => JSON.stringify(e))),
     [['{"endpoint":{"address":{"socketAddress":{"address":"10.0.0.2","portValue":9080}}}}', '{"endpoint":{"address":{"socketAddress":{"address":"10.0.0.9","portValue":9080}}}}']]);
-  assert.equal(clusterNamed(run(b, 'virtualNode', 'client'), 'cds_egress_m_server_http_9080').type, 'STRICT_DNS');
+  // responseType: LOADBALANCER (the default) → LOGICAL_DNS, ENDPOINTS → STRICT_DNS.
+  assert.equal(clusterNamed(run(b, 'virtualNode', 'client'), 'cds_egress_m_server_http_9080').type, 'LOGICAL_DNS');
+  const lb = mesh(serverNode(undefined, { serviceDiscovery: { dns: { hostname: 'server.local', responseType: 'LOADBALANCER' } } }), clientNode());
+  assert.equal(clusterNamed(run(lb, 'virtualNode', 'client'), 'cds_egress_m_server_http_9080').type, 'LOGICAL_DNS');
+  const ep = mesh(serverNode(undefined, { serviceDiscovery: { dns: { hostname: 'server.local', responseType: 'ENDPOINTS', ipPreference: 'IPv4_ONLY' } } }), clientNode());
+  const strict = clusterNamed(run(ep, 'virtualNode', 'client'), 'cds_egress_m_server_http_9080');
+  assert.equal(strict.type, 'STRICT_DNS');
+  assert.equal(strict.dnsLookupFamily, 'V4_ONLY');
+  assert.deepEqual(strict.loadAssignment, { clusterName: 'cds_egress_m_server_http_9080', endpoints: [{ lbEndpoints: [{ endpoint: { address: { socketAddress: { address: 'server.local', portValue: 9080 } } } }] }] });
 });
 
 function routerMesh(routes: [string, object][]): MeshBuilder {

@@ -31,7 +31,7 @@ export function translate(input: TranslateInput): EnvoyConfig {
   const opts = input.options ?? {};
   const egressPort = opts.egressPort ?? DEFAULT_EGRESS_PORT;
   const secrets = new SecretCollector();
-  const ctx: EgressContext = { view, endpoints: input.endpoints, secrets, clusters: new ClusterSet() };
+  const ctx: EgressContext = { view, endpoints: input.endpoints, secrets, clusters: new ClusterSet(), acmIssuers: input.acmIssuers };
   const listeners: JsonObject[] = [];
   const routeConfigurations: JsonObject[] = [];
 
@@ -54,7 +54,8 @@ export function translate(input: TranslateInput): EnvoyConfig {
         backends.set(vs.virtualServiceName, { service: vs.virtualServiceName, policy: mergeClientPolicy(defaults, vs.clientPolicy?.tls) });
       }
     }
-    const eg = egress(ctx, [...backends.values()], egressPort, log);
+    const allowAll = view.meshSpec.egressFilter?.type === 'ALLOW_ALL';
+    const eg = egress(ctx, [...backends.values()], egressPort, log, allowAll);
     listeners.push(eg.listener);
     routeConfigurations.push(eg.routeConfiguration);
   } else {

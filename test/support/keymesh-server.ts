@@ -17,6 +17,8 @@ export interface ServerHandle {
   url: string;
   /** The workload identity endpoint (https://...). */
   identityUrl: string;
+  /** The xDS server, host:port (ADS over gRPC, mTLS). */
+  xdsAddress: string;
   dataDir: string;
   process: ChildProcess;
   /** Everything the process printed on stdout so far. */
@@ -61,7 +63,7 @@ export async function startKeymeshServer(options: StartOptions = {}): Promise<Se
     env.KEYMESH_SECRET_ACCESS_KEY = TEST_CREDENTIALS.secretAccessKey;
   }
   Object.assign(env, options.env ?? {});
-  const child = spawn(process.execPath, [KEYMESH_MAIN, 'server', '--data-dir', dataDir, '--listen', '127.0.0.1:0', '--workload-listen', '127.0.0.1:0', '--log-level', 'warn', ...(options.args ?? [])], {
+  const child = spawn(process.execPath, [KEYMESH_MAIN, 'server', '--data-dir', dataDir, '--listen', '127.0.0.1:0', '--workload-listen', '127.0.0.1:0', '--xds-listen', '127.0.0.1:0', '--log-level', 'warn', ...(options.args ?? [])], {
     env,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -77,15 +79,16 @@ export async function startKeymeshServer(options: StartOptions = {}): Promise<Se
   child.stderr!.setEncoding('utf8').on('data', (d: string) => { err += d; });
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
 
-  const [url, identityUrl] = await new Promise<[string, string]>((resolve, reject) => {
+  const [url, identityUrl, xdsAddress] = await new Promise<[string, string, string]>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`keymesh server did not start in time:\n${out}\n${err}`)), options.timeoutMs ?? 20_000);
     const check = () => {
       // The identity endpoint line comes after the API's "listening on" line.
       const m = /listening on (http:\/\/\S+)/.exec(out);
       const id = /identity endpoint on (https:\/\/\S+)/.exec(out);
-      if (m && id) {
+      const xds = /xDS \(ADS over gRPC, mTLS\) on (\S+)/.exec(out);
+      if (m && id && xds) {
         clearTimeout(timer);
-        resolve([m[1]!, id[1]!]);
+        resolve([m[1]!, id[1]!, xds[1]!]);
       }
     };
     child.stdout!.on('data', check);
@@ -98,6 +101,7 @@ export async function startKeymeshServer(options: StartOptions = {}): Promise<Se
   return {
     url,
     identityUrl,
+    xdsAddress,
     dataDir,
     process: child,
     stdout: () => out,

@@ -1,0 +1,58 @@
+// `keymesh proxies`: the proxies connected to a running keymesh server's xDS server, from
+// GET /keymesh/v1/proxies (SigV4 with the admin credentials, like `keymesh ca`): who each one is, since when,
+// the versions it last ACKed per resource type, and the message of its last NACK.
+import { Command } from 'commander';
+import { DEFAULT_LISTEN, defaultDataDir } from '../config/server-config.ts';
+import { adminCall, adminTarget } from './admin-client.ts';
+
+interface Ack { version: string; at: number }
+
+export interface ProxyRow {
+  stream: number;
+  identity: { mesh: string; kind: string; name: string; spiffeId: string };
+  nodeId?: string;
+  connectedAt: number;
+  lastAck: Record<string, Ack>;
+  lastNack?: { typeUrl: string; version: string; message: string; at: number };
+  refusedSecrets?: { name: string }[];
+  configError?: { problems: string[] };
+}
+
+const SHORT_TYPES: Record<string, string> = {
+  'type.googleapis.com/envoy.config.cluster.v3.Cluster': 'CDS',
+  'type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment': 'EDS',
+  'type.googleapis.com/envoy.config.listener.v3.Listener': 'LDS',
+  'type.googleapis.com/envoy.config.route.v3.RouteConfiguration': 'RDS',
+  'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret': 'SDS',
+};
+const ORDER = ['CDS', 'EDS', 'LDS', 'RDS', 'SDS'];
+const short = (typeUrl: string) => SHORT_TYPES[typeUrl] ?? typeUrl.replace(/^.*\./, '');
+
+/** The table `keymesh proxies` prints (one line per stream; a header line even when none is connected). */
+export function proxiesTable(proxies: readonly ProxyRow[]): string {
+  const rows = [['IDENTITY', 'CONNECTED SINCE', 'ACKED', 'LAST NACK']];
+  for (const p of proxies) {
+    const acks = Object.entries(p.lastAck).map(([t, a]) => [short(t), a.version] as const)
+      .sort(([a], [b]) => ORDER.indexOf(a) - ORDER.indexOf(b)).map(([t, v]) => `${t}=${v}`).join(' ');
+    const nack = p.lastNack ? `${short(p.lastNack.typeUrl)} ${p.lastNack.version}: ${p.lastNack.message.replace(/\s+/g, ' ')}` : '-';
+    rows.push([`${p.identity.spiffeId} (${p.identity.mesh}/${p.identity.kind}/${p.identity.name})`, new Date(p.connectedAt).toISOString(), acks || '-', nack]);
+  }
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  return rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n');
+}
+
+export function registerProxiesCommand(program: Command): void {
+  program
+    .command('proxies')
+    .description('List the proxies connected to the xDS server: identity, connected since, last ACKed versions, last NACK.')
+    .option('--mesh <mesh>', 'only the proxies of this mesh')
+    .option('--json', 'print the full status as JSON')
+    .option('--endpoint <url>', 'the keymesh server API', `http://${DEFAULT_LISTEN}`)
+    .option('--data-dir <dir>', "the server's data directory, for its stored admin credentials (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY win when set)", defaultDataDir())
+    .action(async (f: { mesh?: string; json?: boolean; endpoint: string; dataDir: string }) => {
+      const target = adminTarget({ endpoint: f.endpoint, dataDir: f.dataDir, env: process.env });
+      const path = `/keymesh/v1/proxies${f.mesh ? `?mesh=${encodeURIComponent(f.mesh)}` : ''}`;
+      const answer = await adminCall<{ proxies: ProxyRow[] }>(target, 'GET', path);
+      process.stdout.write(f.json ? `${JSON.stringify(answer, null, 2)}\n` : `${proxiesTable(answer.proxies)}\n`);
+    });
+}
