@@ -12,6 +12,7 @@ import { formatExportLines, resolveAdminCredentials } from '../config/credential
 import type { ServerConfig } from '../config/server-config.ts';
 import { parseLimits } from '../mesh/limits.ts';
 import { ResourceManager } from '../mesh/manager.ts';
+import { normalizeSerial } from '../store/ca-store.ts';
 import { SqliteCaStore } from '../store/sqlite/sqlite-ca-store.ts';
 import { SqliteStore } from '../store/sqlite/sqlite-store.ts';
 import { createXdsServer, type XdsServer } from '../xds/ads-server.ts';
@@ -99,9 +100,25 @@ export async function startServer(config: ServerConfig, out: NodeJS.WritableStre
       process.stderr.write(`keymesh: could not update the xDS server's trust anchors: ${(e as Error).message}\n`);
     });
   });
+  // A stream does not outlive the identity or certificate it authenticated with (new connections are refused by authenticate).
+  let revocationChecks = Promise.resolve();
+  const unwatchRevocations = authority.watch((event) => {
+    if (event.type === 'identity' && event.revoked) {
+      xds.closeWhere((c) => c.identity.spiffeId === event.spiffeId, 'its identity was revoked');
+    } else if (event.type === 'crl') {
+      revocationChecks = revocationChecks.then(async () => {
+        const revoked = new Set((await authority.listIssued({ caId: event.caId, revoked: true, unexpiredAt: systemClock.now() })).map((c) => c.serial));
+        xds.closeWhere((c) => revoked.has(normalizeSerial(c.serial)), (c) => `its certificate (serial ${c.serial}) was revoked`);
+      }).catch((e: unknown) => {
+        process.stderr.write(`keymesh: could not end the xDS streams of revoked certificates: ${(e as Error).message}\n`);
+      });
+    }
+  });
   const closeXds = async () => {
     unwatchBundles();
+    unwatchRevocations();
     await tlsUpdates;
+    await revocationChecks;
     await xds.close();
     configSource.close();
   };

@@ -27,6 +27,12 @@
 //   All of a stream's work (authentication, requests, recomputes, pushes) runs one step at a time.
 // - SDS over ADS: each requested name goes through `secretFor`; a name the proxy may not have is not sent,
 //   and is logged and recorded (refusedSecrets). `secrets.watch` (optional) re-reads a proxy's secrets.
+// - A stream does not outlive its credential: it ends (UNAUTHENTICATED) when the leaf certificate it
+//   authenticated with expires (a timer at notAfter, re-armed in steps below setTimeout's limit; keymesh proxies
+//   reconnect with their renewed SVID), and `closeWhere(predicate, reason)` ends (PERMISSION_DENIED) the streams
+//   whose StreamCredential matches: the composition root calls it when the CA revokes an identity or a
+//   certificate. A stream still authenticating when closeWhere is called is judged by it once authenticated, so
+//   a revocation racing a handshake does not let the stream through. Each such end is logged with its reason.
 // - Status: `proxies()` lists connected, authenticated streams (several Envoys may share an identity).
 // - `close()` ends every stream, stops the watches and shuts the gRPC server down (forced after a grace period).
 import * as grpc from '@grpc/grpc-js';
@@ -38,7 +44,7 @@ import { adsServiceDefinition, type DiscoveryRequest, type DiscoveryResponse } f
 import { XdsServerCredentials, type XdsTlsMaterial } from './credentials.ts';
 import { nodeIdOf, nodeIdProblem } from './node-id.ts';
 import { buildSnapshot, encodeChecked, isWildcardType, PUSH_ORDER, versionOf, type EncodedResource, type Snapshot } from './snapshot.ts';
-import type { AffectedPredicate, Authenticate, ConfigSource, ProxyIdentity, SecretSource, XdsLog } from './sources.ts';
+import type { AffectedPredicate, Authenticate, ConfigSource, ProxyIdentity, SecretSource, StreamCredential, XdsLog } from './sources.ts';
 
 export interface XdsServerOptions {
   readonly source: ConfigSource;
@@ -94,6 +100,12 @@ export interface XdsServer {
   /** Binds (e.g. '0.0.0.0:15010', '127.0.0.1:0') and returns the port. */
   listen(address: string): Promise<number>;
   proxies(): ProxyStatus[];
+  /**
+   * Ends, with PERMISSION_DENIED and a message naming the SPIFFE ID and `reason`, every authenticated stream whose
+   * credential matches (and any stream authenticating now, once it is authenticated, if it matches). A
+   * throwing predicate counts as a match. Returns how many open streams it ended.
+   */
+  closeWhere(predicate: (credential: StreamCredential) => boolean, reason: string | ((credential: StreamCredential) => string)): number;
   /** New anchors or server certificate, for new connections. */
   updateTls(material: XdsTlsMaterial): void;
   /** Ends every stream and shuts down; forced after `graceMs` (default 2000). */
@@ -105,7 +117,95 @@ const NO_OP_LOG: XdsLog = () => {};
 
 type Call = grpc.ServerDuplexStream<DiscoveryRequest, DiscoveryResponse>;
 
+interface ClosureRule {
+  readonly matches: (credential: StreamCredential) => boolean;
+  readonly reason: (credential: StreamCredential) => string;
+}
+
+/** The reason `rule` ends a stream with `credential`, or undefined. */
+function judge(rule: ClosureRule, credential: StreamCredential): string | undefined {
+  let hit: boolean;
+  try {
+    hit = rule.matches(credential);
+  } catch {
+    hit = true;
+  }
+  if (!hit) return undefined;
+  let reason: string;
+  try {
+    reason = rule.reason(credential);
+  } catch (e) {
+    reason = `a revocation check failed: ${errorText(e)}`;
+  }
+  return `the stream of ${credential.identity.spiffeId} was ended: ${reason}`;
+}
+
+/**
+ * closeWhere's rules, kept only while some stream that began authenticating before them has not finished: such
+ * a stream may have been authenticated against the state before the revocation.
+ */
+class ClosureRules {
+  #rules: ClosureRule[] = [];
+  #base = 0;
+  readonly #open = new Map<object, number>();
+
+  begin(token: object): void {
+    this.#open.set(token, this.#base + this.#rules.length);
+  }
+
+  /** Ends `token`'s authentication; the reason a rule added since ends the stream, if one does. */
+  finish(token: object, credential: StreamCredential | undefined): string | undefined {
+    const from = this.#open.get(token);
+    this.#open.delete(token);
+    let reason: string | undefined;
+    if (from !== undefined && credential) {
+      for (const rule of this.#rules.slice(from - this.#base)) {
+        reason = judge(rule, credential);
+        if (reason !== undefined) break;
+      }
+    }
+    if (this.#open.size === 0) {
+      this.#base += this.#rules.length;
+      this.#rules = [];
+    }
+    return reason;
+  }
+
+  add(rule: ClosureRule): void {
+    if (this.#open.size > 0) this.#rules.push(rule);
+  }
+}
+
+/** setTimeout's longest delay; longer waits are re-armed in steps. */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/**
+ * Calls `fire` once `clock` reaches `at` (at once if it has), waiting in steps of at most `maxStepMs` so that
+ * a far deadline does not overflow setTimeout. Unref'd. Returns a function that cancels it.
+ */
+export function timerAt(at: number, clock: Clock, fire: () => void, maxStepMs = MAX_TIMER_MS): () => void {
+  let timer: NodeJS.Timeout | undefined;
+  let cancelled = false;
+  const arm = (): void => {
+    if (cancelled) return;
+    const left = at - clock.now();
+    if (left <= 0) {
+      timer = undefined;
+      fire();
+      return;
+    }
+    timer = setTimeout(arm, Math.min(left, maxStepMs));
+    timer.unref();
+  };
+  arm();
+  return () => {
+    cancelled = true;
+    clearTimeout(timer);
+  };
+}
+
 interface StreamDeps {
+  readonly rules: ClosureRules;
   readonly source: ConfigSource;
   readonly secrets: SecretSource;
   readonly authenticate: Authenticate;
@@ -139,6 +239,8 @@ class AdsStream {
   readonly #secretCache = new Map<string, EncodedResource | null>();
   readonly #connectedAt: number;
   #identity: ProxyIdentity | undefined;
+  #credential: StreamCredential | undefined;
+  #cancelExpiry: (() => void) | undefined;
   #nodeId: string | undefined;
   #snapshot: Snapshot | undefined;
   #chain: Promise<void> = Promise.resolve();
@@ -189,6 +291,20 @@ class AdsStream {
       configError: this.#configError,
       staleRequests: this.#stale,
     };
+  }
+
+  /** What the stream authenticated with; undefined until then. */
+  get credential(): StreamCredential | undefined {
+    return this.#credential;
+  }
+
+  /** Ends the stream because its credential may no longer be used; logged with the reason. */
+  revoke(code: grpc.status, message: string): void {
+    if (this.#ended) return;
+    this.#opts.log('warn', 'xDS stream ended', {
+      stream: this.id, nodeId: this.#nodeId, spiffeId: this.#credential?.identity.spiffeId, serial: this.#credential?.serial, reason: message,
+    });
+    this.#end(new StreamRefused(code, message));
   }
 
   /** A config change that may affect this proxy. */
@@ -247,12 +363,29 @@ class AdsStream {
     } catch (e) {
       throw new StreamRefused(grpc.status.UNAUTHENTICATED, `the client certificate cannot be read: ${errorText(e)}`);
     }
+    const leaf = chain[0]!;
+    let identity: ProxyIdentity;
+    this.#opts.rules.begin(this);
     try {
-      this.#identity = await this.#opts.authenticate(chain);
+      identity = await this.#opts.authenticate(chain);
     } catch (e) {
+      this.#opts.rules.finish(this, undefined);
       this.#opts.log('warn', 'xDS client refused', { peer: this.#call.getPeer(), error: errorText(e) });
       throw new StreamRefused(grpc.status.UNAUTHENTICATED, `the client certificate is not accepted: ${errorText(e)}`);
     }
+    const credential: StreamCredential = { identity, certificate: leaf, serial: leaf.serialNumber, notAfter: leaf.notAfter.getTime() };
+    this.#identity = identity;
+    this.#credential = credential;
+    const closedBy = this.#opts.rules.finish(this, credential);
+    if (closedBy !== undefined) {
+      this.revoke(grpc.status.PERMISSION_DENIED, closedBy);
+      return;
+    }
+    if (this.#ended) return;
+    this.#cancelExpiry = timerAt(credential.notAfter, this.#opts.clock, () => this.revoke(
+      grpc.status.UNAUTHENTICATED,
+      `the stream of ${identity.spiffeId} was ended: the certificate it authenticated with (serial ${credential.serial}) expired at ${new Date(credential.notAfter).toISOString()}; reconnect with the renewed SVID`,
+    ));
   }
 
   async #handle(req: DiscoveryRequest): Promise<void> {
@@ -385,6 +518,7 @@ class AdsStream {
     if (this.#ended) return;
     this.#ended = true;
     clearTimeout(this.#flushTimer);
+    this.#cancelExpiry?.();
     try {
       if (refusal) this.#call.emit('error', { code: refusal.code, details: refusal.message });
       else this.#call.end();
@@ -398,6 +532,7 @@ class AdsStream {
     if (this.#ended) return;
     this.#ended = true;
     clearTimeout(this.#flushTimer);
+    this.#cancelExpiry?.();
     this.#onEnd(this);
   }
 }
@@ -411,7 +546,8 @@ export function createXdsServer(options: XdsServerOptions): XdsServer {
   let nextId = 0;
   let closed = false;
 
-  const streamOpts: StreamDeps = { source: options.source, secrets: options.secrets, authenticate: options.authenticate, log, clock, coalesceMs: options.coalesceMs ?? 10 };
+  const rules = new ClosureRules();
+  const streamOpts: StreamDeps = { rules, source: options.source, secrets: options.secrets, authenticate: options.authenticate, log, clock, coalesceMs: options.coalesceMs ?? 10 };
   server.addService(adsServiceDefinition(), {
     StreamAggregatedResources: (call: Call) => {
       if (closed) {
@@ -454,6 +590,19 @@ export function createXdsServer(options: XdsServerOptions): XdsServer {
         const st = s.status();
         return st ? [st] : [];
       }).sort((a, b) => a.stream - b.stream);
+    },
+    closeWhere(predicate, reason): number {
+      const rule: ClosureRule = { matches: predicate, reason: typeof reason === 'string' ? () => reason : reason };
+      rules.add(rule);
+      let ended = 0;
+      for (const s of [...streams]) {
+        const credential = s.credential;
+        const why = credential && judge(rule, credential);
+        if (why === undefined) continue;
+        s.revoke(grpc.status.PERMISSION_DENIED, why);
+        ended++;
+      }
+      return ended;
     },
     updateTls(material: XdsTlsMaterial): void {
       credentials.update(material);

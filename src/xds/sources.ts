@@ -42,5 +42,16 @@ export interface SecretSource {
  */
 export type Authenticate = (chain: readonly X509Certificate[]) => Promise<ProxyIdentity>;
 
+/** What an open ADS stream authenticated with (see XdsServer.closeWhere). */
+export interface StreamCredential {
+  readonly identity: ProxyIdentity;
+  /** The TLS peer's leaf certificate. */
+  readonly certificate: X509Certificate;
+  /** Its serial as X509Certificate.serialNumber gives it (hex). */
+  readonly serial: string;
+  /** Its notAfter, ms since the epoch: the stream ends then. */
+  readonly notAfter: number;
+}
+
 export type LogLevel = 'info' | 'warn' | 'error';
 export type XdsLog = (level: LogLevel, message: string, fields?: Readonly<Record<string, unknown>>) => void;

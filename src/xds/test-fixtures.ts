@@ -31,14 +31,16 @@ export interface Pki {
   readonly svids: Readonly<Record<'front' | 'back' | 'gw' | 'plain', Pems>>;
   /** An SVID for front from a CA the server does not trust. */
   readonly rogue: Pems;
+  /** A fresh SVID from the trusted CA for `spiffe://shop.example/<path>`, valid from an hour ago for `lifetimeMs` from now (default an hour). */
+  issueSvid(path: string, lifetimeMs?: number): Promise<Pems>;
 }
 
-async function leaf(issuer: X509Certificate, issuerKeys: Awaited<ReturnType<typeof generateKeyPair>>, names: { uris?: string[]; dnsNames?: string[] }): Promise<Pems> {
+async function leaf(issuer: X509Certificate, issuerKeys: Awaited<ReturnType<typeof generateKeyPair>>, names: { uris?: string[]; dnsNames?: string[] }, lifetimeMs = HOUR): Promise<Pems> {
   const keys = await generateKeyPair('ec-p256');
   const now = Date.now();
   const cert = await issueLeaf({
     publicKey: keys.publicKey, issuerCert: issuer, issuerKeys, uris: names.uris ?? [], dnsNames: names.dnsNames ?? [],
-    notBefore: new Date(now - HOUR), notAfter: new Date(now + HOUR),
+    notBefore: new Date(now - HOUR), notAfter: new Date(now + lifetimeMs),
   });
   return { cert: toPem(cert), key: await exportPrivateKeyPem(keys) };
 }
@@ -61,6 +63,7 @@ export async function makePki(): Promise<Pki> {
       plain: await leaf(ca, caKeys, { dnsNames: ['not-a-proxy.test'] }),
     },
     rogue: await leaf(rogueCa, rogueKeys, { uris: [`spiffe://${TD}/front`] }),
+    issueSvid: (path, lifetimeMs) => leaf(ca, caKeys, { uris: [`spiffe://${TD}/${path}`] }, lifetimeMs),
   };
 }
 

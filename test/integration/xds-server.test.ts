@@ -305,4 +305,30 @@ describe('xDS from a real keymesh server', () => {
     assert.match(opensslOk(['crl', '-in', crl, '-noout', '-text']), new RegExp(`Serial Number: ${serial}`, 'i'));
     e.close();
   });
+
+  test('`keymesh ca revoke-identity` ends the open stream of that proxy within a bounded wait, and only that one', async () => {
+    // A dedicated node, so the tests above keep their identities.
+    await cli(['create-virtual-node', '--mesh-name', MESH, '--virtual-node-name', 'revoked-node', '--spec', JSON.stringify(seed.colortellerStrictTls)]);
+    svids.revoked = bootstrap('virtualNode', 'revoked-node');
+    const doomed = connect('revoked', arnOf('virtualNode', 'revoked-node'));
+    const bystander = connect('colorteller', arnOf('virtualNode', 'colorteller'));
+    doomed.send(T.cluster);
+    bystander.send(T.cluster);
+    doomed.ack(await doomed.next(T.cluster));
+    bystander.ack(await bystander.next(T.cluster));
+    const started = Date.now();
+    keymesh(['ca', 'revoke-identity', '--mesh', MESH, '--virtual-node', 'revoked-node', '--reason', 'test']);
+    const status = await doomed.ended(5000);
+    assert.ok(Date.now() - started < 5000);
+    assert.equal(status.code, grpc.status.PERMISSION_DENIED);
+    assert.ok(status.details.includes(svids.revoked.spiffeId), status.details);
+    assert.match(status.details, /revoked/);
+    // The other proxy's stream stays open, and the revoked certificate cannot open a new one.
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(bystander.status, undefined);
+    const again = connect('revoked', arnOf('virtualNode', 'revoked-node'));
+    again.send(T.cluster);
+    assert.equal((await again.ended(5000)).code, grpc.status.UNAUTHENTICATED);
+    bystander.close();
+  });
 });
