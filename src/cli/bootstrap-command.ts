@@ -1,10 +1,11 @@
 // `keymesh bootstrap envoy`: prints the bootstrap for a stock Envoy sidecar or gateway that takes its whole
 // configuration from keymesh over ADS (src/envoy/bootstrap.ts says what is in it and why).
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { Command } from 'commander';
 import { DEFAULT_ACCOUNT, DEFAULT_REGION, DEFAULT_XDS_LISTEN, parseListen } from '../config/server-config.ts';
 import { ConfigError } from '../errors/index.ts';
 import { envoyBootstrap } from '../envoy/bootstrap.ts';
+import { loadSvid } from '../identity/svid-state.ts';
 import { arnFor } from '../model/kinds.ts';
 
 interface Flags {
@@ -17,6 +18,7 @@ interface Flags {
   admin: string;
   region: string;
   accountId: string;
+  spiffeId?: string;
 }
 
 export function registerBootstrapCommand(program: Command): void {
@@ -33,17 +35,21 @@ export function registerBootstrapCommand(program: Command): void {
     .option('--admin <host:port>', 'Envoy admin interface (stats at /stats)', '127.0.0.1:9901')
     .option('--region <region>', 'region of the resource ARN', DEFAULT_REGION)
     .option('--account-id <id>', 'account of the resource ARN', DEFAULT_ACCOUNT)
+    .option('--spiffe-id <id>', 'the SPIFFE ID specs name as SDS certificate (default: the one saved in --svid-dir)')
     .addHelpText('after', `
 Example (seed 004's colorteller with a stock Envoy):
   keymesh identity run --endpoint https://127.0.0.1:7443 --control-plane-ca cp-ca.pem --join-token-file ct.token --out ./ct-svid &
   keymesh bootstrap envoy --mesh appmesh-mtls --virtual-node colorteller --control-plane-ca cp-ca.pem --svid-dir ./ct-svid > envoy.json
   envoy -c envoy.json`)
-    .action((f: Flags) => {
+    .action(async (f: Flags) => {
       if ((f.virtualNode === undefined) === (f.virtualGateway === undefined)) throw new ConfigError('name exactly one of --virtual-node or --virtual-gateway');
       const kind = f.virtualNode !== undefined ? 'virtualNode' : 'virtualGateway';
       const name = (f.virtualNode ?? f.virtualGateway) as string;
       const xds = parseListen(f.xds, '--xds');
       const admin = parseListen(f.admin, '--admin');
+      // The identity `keymesh identity run` saved there, so that SDS certificates named by it resolve locally.
+      const spiffeId = f.spiffeId ?? (await loadSvid(join(resolve(f.svidDir), 'state')).catch(() => undefined))?.spiffeId;
+      if (spiffeId === undefined) process.stderr.write(`keymesh: no SVID saved in ${f.svidDir} yet and no --spiffe-id: specs with an SDS certificate will not find it\n`);
       const bootstrapObject = envoyBootstrap({
         nodeId: arnFor({ kind, mesh: f.mesh, parent: '', name }, f.region, f.accountId),
         nodeCluster: name,
@@ -53,6 +59,7 @@ Example (seed 004's colorteller with a stock Envoy):
         svidDir: resolve(f.svidDir),
         adminAddress: admin.host,
         adminPort: admin.port,
+        ...(spiffeId !== undefined ? { spiffeId } : {}),
       });
       process.stdout.write(`${JSON.stringify(bootstrapObject, null, 2)}\n`);
     });

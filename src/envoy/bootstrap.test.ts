@@ -17,6 +17,21 @@ const input = {
 test('the bootstrap is a valid Envoy Bootstrap: every field survives the proto unchanged', () => {
   const bootstrap = envoyBootstrap(input);
   assert.deepEqual(roundTrip('type.googleapis.com/envoy.config.bootstrap.v3.Bootstrap', bootstrap), bootstrap);
+  const withSvid = envoyBootstrap({ ...input, spiffeId: 'spiffe://colorapp/colorteller' });
+  assert.deepEqual(roundTrip('type.googleapis.com/envoy.config.bootstrap.v3.Bootstrap', withSvid), withSvid);
+});
+
+test('with the SPIFFE ID, the SVID is a static secret of that name on the renewed files, watched for changes', () => {
+  const b = envoyBootstrap({ ...input, spiffeId: 'spiffe://colorapp/colorteller' }) as any;
+  assert.deepEqual(b.staticResources.secrets, [{
+    name: 'spiffe://colorapp/colorteller',
+    tlsCertificate: {
+      certificateChain: { filename: '/var/run/keymesh/colorteller/svid.pem' },
+      privateKey: { filename: '/var/run/keymesh/colorteller/svid_key.pem' },
+      watchedDirectory: { path: '/var/run/keymesh/colorteller' },
+    },
+  }]);
+  assert.equal((envoyBootstrap(input) as any).staticResources.secrets, undefined);
 });
 
 test('it names the node by ARN, uses ADS for everything, and authenticates to keymesh with the renewed SVID', () => {

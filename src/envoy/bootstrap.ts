@@ -28,6 +28,12 @@ export interface BootstrapInput {
   readonly svidDir: string;
   readonly adminAddress: string;
   readonly adminPort: number;
+  /**
+   * The proxy's SPIFFE ID. Specs that name it as an SDS certificate (`certificate.sds.secretName`) get it from
+   * a static secret on the SVID files, reloaded when `keymesh identity run` renews them (translate refers to
+   * such secrets by name only: the control plane never holds SVID keys).
+   */
+  readonly spiffeId?: string;
 }
 
 const ADS = { ads: {}, resourceApiVersion: 'V3' };
@@ -43,6 +49,7 @@ export function envoyBootstrap(input: BootstrapInput): Record<string, unknown> {
       ldsConfig: ADS,
     },
     staticResources: {
+      ...(input.spiffeId !== undefined ? { secrets: [svidSecret(input.spiffeId, input.svidDir)] } : {}),
       clusters: [{
         name: XDS_CLUSTER,
         type: ip ? 'STATIC' : 'STRICT_DNS',
@@ -78,6 +85,17 @@ export function envoyBootstrap(input: BootstrapInput): Record<string, unknown> {
           },
         },
       }],
+    },
+  };
+}
+
+function svidSecret(name: string, svidDir: string): Record<string, unknown> {
+  return {
+    name,
+    tlsCertificate: {
+      certificateChain: { filename: join(svidDir, 'svid.pem') },
+      privateKey: { filename: join(svidDir, 'svid_key.pem') },
+      watchedDirectory: { path: svidDir },
     },
   };
 }

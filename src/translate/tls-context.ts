@@ -1,7 +1,10 @@
 // App Mesh TLS (listener `tls`, client policy `tls`) as Envoy Downstream/UpstreamTlsContext transport sockets.
 //
-// Certificates: file → inline filename DataSources (Envoy reads the files); sds → an SDS secret by the spec's
-// name; acm → a keymesh-managed SDS secret named by the certificate ARN. Trust: file → trustedCa filename;
+// Certificates: file → inline filename DataSources (Envoy reads the files); sds → the workload's own SVID,
+// referenced by the spec's name ONLY (no sdsConfig): Envoy then takes it from its static secrets, which the
+// proxy provides locally (keymesh's proxy in process; a stock Envoy from the bootstrap `keymesh bootstrap
+// envoy` writes, on the files `keymesh identity run` renews). The control plane never holds SVID keys.
+// acm → a keymesh-managed SDS secret named by the certificate ARN, over ADS. Trust: file → trustedCa filename;
 // sds → the named validation secret; acm → ONE validation secret whose name is the CA ARNs, sorted and joined
 // with ',' (Envoy takes a single validation secret; the xDS server serves the union of those CAs' bundles).
 import type { JsonObject } from '../model/json.ts';
@@ -27,7 +30,7 @@ function addCertificate(ctx: JsonObject, cert: ListenerCertificate, secrets: Sec
     ctx.tlsCertificates = [fileCertificate(cert.file)];
   } else if (cert.sds) {
     secrets.add({ name: cert.sds.secretName, type: 'certificate', source: 'sds' });
-    ctx.tlsCertificateSdsSecretConfigs = [sdsSecret(cert.sds.secretName)];
+    ctx.tlsCertificateSdsSecretConfigs = [{ name: cert.sds.secretName }];
   } else if (cert.acm) {
     secrets.add({ name: cert.acm.certificateArn, type: 'certificate', source: 'acm' });
     ctx.tlsCertificateSdsSecretConfigs = [sdsSecret(cert.acm.certificateArn)];

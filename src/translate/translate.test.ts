@@ -217,3 +217,11 @@ test('access log from the node logging spec, or the override', () => {
   assert.equal(overridden.path, '/tmp/a.log');
   assert.deepEqual(overridden.logFormat, { textFormatSource: { inlineString: '%START_TIME%\n' } });
 });
+
+test("an SDS certificate (the workload's own SVID) is referenced by name only, to be provided locally; ACM ones come over ADS", () => {
+  const svid = 'spiffe://td/server';
+  const c = run(mesh(serverNode({ mode: 'STRICT', certificate: { sds: { secretName: svid } } }), clientNode()), 'virtualNode', 'server');
+  const tls = (chains(ingressOf(c))[0]!.transportSocket as JsonObject).typedConfig as JsonObject;
+  assert.deepEqual((tls.commonTlsContext as JsonObject).tlsCertificateSdsSecretConfigs, [{ name: svid }]);
+  assert.deepEqual(c.secrets, [{ name: svid, type: 'certificate', source: 'sds' }]);
+});

@@ -232,6 +232,12 @@ describe('keymesh identity run', () => {
     // The key on disk is the one the certificate is for.
     const certKey = opensslOk(['x509', '-in', join(out, 'svid.pem'), '-noout', '-pubkey']);
     assert.equal(opensslOk(['pkey', '-in', join(out, 'svid_key.pem'), '-pubout']), certKey);
+    // A stock Envoy's bootstrap picks up the saved identity as the static secret SDS certificates name.
+    const boot = spawnSync(process.execPath, [KEYMESH_MAIN, 'bootstrap', 'envoy', '--mesh', MESH, '--virtual-node', NODE, '--control-plane-ca', cpCa, '--svid-dir', out], { encoding: 'utf8', timeout: 30_000 });
+    assert.equal(boot.status, 0, boot.stderr);
+    const secret = (JSON.parse(boot.stdout) as { staticResources: { secrets: { name: string; tlsCertificate: { privateKey: { filename: string } } }[] } }).staticResources.secrets[0]!;
+    assert.equal(secret.name, SPIFFE_ID);
+    assert.equal(secret.tlsCertificate.privateKey.filename, join(out, 'svid_key.pem'));
     const again = run([]);
     assert.equal(again.status, 0, again.stderr);
     assert.match(again.stdout, /SVID loaded/);
