@@ -220,14 +220,21 @@ export class ResourceManager {
       if (violations.length > 0) throw new ValidationError(violations);
       return;
     }
-    const records = await this.#store.listMesh(key.mesh);
-    const find = (kind: KindName, name: string, parent = '') =>
-      records.find((r) => r.kind === kind && r.name === name && r.parent === parent);
     for (const ref of requiredReferences(key.kind, spec)) {
-      if (!find(ref.kind, ref.name)) {
+      if (!(await this.#store.get({ kind: ref.kind, mesh: key.mesh, parent: '', name: ref.name }))) {
         throw new NotFoundError(`${ref.path}: ${notPresent({ kind: ref.kind, mesh: key.mesh, parent: '', name: ref.name }, this.account)}`);
       }
     }
+    // Only routers, gateways and their routes have rules that read other resources of the mesh: the others are
+    // checked without reading (and parsing) the whole mesh.
+    if (!RULES_READ_MESH.has(key.kind)) {
+      const violations = checkSpecRules(key.kind, spec, emptyContext, key.parent, key.name);
+      if (violations.length > 0) throw new ValidationError(violations);
+      return;
+    }
+    const records = await this.#store.listMesh(key.mesh);
+    const find = (kind: KindName, name: string, parent = '') =>
+      records.find((r) => r.kind === kind && r.name === name && r.parent === parent);
     const ctx: RuleContext = {
       spec: (kind, name, parent = '') => find(kind, name, parent)?.spec,
       children: (kind, parent) => records.filter((r) => r.kind === kind && r.parent === parent && !(r.kind === key.kind && r.name === key.name))
@@ -294,6 +301,8 @@ export class ResourceManager {
 }
 
 const emptyContext: RuleContext = { spec: () => undefined, children: () => [] };
+/** The kinds whose checkSpecRules read other resources through the RuleContext. */
+const RULES_READ_MESH: ReadonlySet<KindName> = new Set(['virtualRouter', 'route', 'virtualGateway', 'gatewayRoute']);
 
 function quotaFor(kind: KindName, l: Limits): { value: number; what: string } {
   switch (kind) {

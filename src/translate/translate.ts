@@ -10,7 +10,7 @@ import { ingress } from './ingress.ts';
 import { SecretCollector } from './secrets.ts';
 import type { AccessLogging } from './spec.ts';
 import { mergeClientPolicy } from './tls-context.ts';
-import { View } from './view.ts';
+import { viewOf } from './view.ts';
 
 export const DEFAULT_APP_ADDRESS = '127.0.0.1';
 export const DEFAULT_INGRESS_PORT = 15000;
@@ -27,7 +27,7 @@ function accessLog(logging: AccessLogging | undefined, override: string | undefi
 }
 
 export function translate(input: TranslateInput): EnvoyConfig {
-  const view = new View(input.view);
+  const view = viewOf(input.view);
   const opts = input.options ?? {};
   const egressPort = opts.egressPort ?? DEFAULT_EGRESS_PORT;
   const secrets = new SecretCollector();

@@ -11,6 +11,34 @@ function index<S>(records: readonly ResourceRecord[]): Map<string, Named<S>> {
   return new Map([...records].sort(byName).map((r) => [r.name, { name: r.name, spec: specAs<S>(r.spec) }]));
 }
 
+const views = new WeakMap<MeshView, View>();
+
+/**
+ * The indexed View of a MeshView, built once per MeshView object: the xDS server translates every proxy of a
+ * mesh over the same (cached, unchanging) MeshView, and indexing it is O(n log n) in the mesh's size. A View is
+ * only read, never changed, so sharing it keeps translate pure; a MeshView must not be mutated after its first
+ * translation (the store config source builds a new one per change).
+ */
+export function viewOf(view: MeshView): View {
+  let v = views.get(view);
+  if (!v) {
+    v = new View(view);
+    views.set(view, v);
+  }
+  return v;
+}
+
+/** Child records by parent name, each list sorted by name. */
+function byParent<S>(records: readonly ResourceRecord[]): Map<string, Named<S>[]> {
+  const out = new Map<string, Named<S>[]>();
+  for (const r of [...records].sort(byName)) {
+    let list = out.get(r.parent);
+    if (!list) out.set(r.parent, (list = []));
+    list.push({ name: r.name, spec: specAs<S>(r.spec) });
+  }
+  return out;
+}
+
 export class View {
   readonly mesh: string;
   readonly meshSpec: MeshSpec;
@@ -18,8 +46,8 @@ export class View {
   readonly services: Map<string, Named<VirtualServiceSpec>>;
   readonly routers: Map<string, Named<VirtualRouterSpec>>;
   readonly gateways: Map<string, Named<VirtualGatewaySpec>>;
-  readonly #routes: readonly ResourceRecord[];
-  readonly #gatewayRoutes: readonly ResourceRecord[];
+  readonly #routes: ReadonlyMap<string, readonly Named<RouteSpec>[]>;
+  readonly #gatewayRoutes: ReadonlyMap<string, readonly Named<GatewayRouteSpec>[]>;
 
   constructor(view: MeshView) {
     this.mesh = view.mesh.name;
@@ -28,17 +56,17 @@ export class View {
     this.services = index(view.virtualServices);
     this.routers = index(view.virtualRouters);
     this.gateways = index(view.virtualGateways);
-    this.#routes = view.routes;
-    this.#gatewayRoutes = view.gatewayRoutes;
+    this.#routes = byParent<RouteSpec>(view.routes);
+    this.#gatewayRoutes = byParent<GatewayRouteSpec>(view.gatewayRoutes);
   }
 
   /** A router's routes, sorted by name. */
   routesOf(router: string): Named<RouteSpec>[] {
-    return this.#routes.filter((r) => r.parent === router).sort(byName).map((r) => ({ name: r.name, spec: specAs<RouteSpec>(r.spec) }));
+    return [...(this.#routes.get(router) ?? [])];
   }
 
   gatewayRoutesOf(gateway: string): Named<GatewayRouteSpec>[] {
-    return this.#gatewayRoutes.filter((r) => r.parent === gateway).sort(byName).map((r) => ({ name: r.name, spec: specAs<GatewayRouteSpec>(r.spec) }));
+    return [...(this.#gatewayRoutes.get(gateway) ?? [])];
   }
 
   /** The listener of a node a target with an optional port means (the only one when no port is given). */

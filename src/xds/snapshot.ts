@@ -81,11 +81,36 @@ export function firstDifference(a: unknown, b: unknown, path = ''): string | nul
  * enum names silently, and a dropped transport socket would mean plaintext. Throws naming the first difference.
  */
 export function encodeChecked(typeUrl: string, name: string, resource: object): EncodedResource {
-  const encoded = encodeNamed(typeUrl, name, resource);
-  const diff = firstDifference(resource, decodeResource(typeUrl, encoded.bytes));
-  if (diff) throw new Error(`${diff} does not survive encoding (a field, enum value or Any type Envoy does not know)`);
+  const canonical = canonicalJson(resource);
+  const hash = sha256Hex(canonical);
+  // Proxies of one mesh share many resources (a backend's cluster, identical listeners): the same content is
+  // encoded and checked once. Keyed by type, name and content hash, so a hit is the same bytes and the same check.
+  // Secrets (private keys) are not kept here.
+  const cacheable = typeUrl !== TYPE_URLS.secret;
+  const key = `${typeUrl}\n${name}\n${hash}`;
+  const cached = cacheable ? checkedCache.get(key) : undefined;
+  if (cached) {
+    checkedCache.delete(key); // most recently used last
+    checkedCache.set(key, cached);
+    return cached;
+  }
+  const bytes = encodeResource(typeUrl, resource);
+  const decoded = decodeResource(typeUrl, bytes);
+  if (canonicalJson(decoded) !== canonical) {
+    const diff = firstDifference(resource, decoded) ?? '(top level)';
+    throw new Error(`${diff} does not survive encoding (a field, enum value or Any type Envoy does not know)`);
+  }
+  const encoded: EncodedResource = { name, hash, bytes };
+  if (cacheable) {
+    if (checkedCache.size >= CHECKED_CACHE_MAX) checkedCache.delete(checkedCache.keys().next().value!);
+    checkedCache.set(key, encoded);
+  }
   return encoded;
 }
+
+/** Encoded, checked resources by type, name and content hash; least recently used first out when full. */
+const checkedCache = new Map<string, EncodedResource>();
+const CHECKED_CACHE_MAX = 10_000;
 
 type Obj = Record<string, unknown>;
 const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
