@@ -22,7 +22,6 @@ import * as grpc from '@grpc/grpc-js';
 import { loadControlPlaneTls } from '../src/api/identity/control-plane-tls.ts';
 import { systemClock } from '../src/base/clock.ts';
 import { CertificateAuthority } from '../src/ca/authority.ts';
-import { BUNDLE_STATUSES } from '../src/ca/bundles.ts';
 import { decodeResource, TYPE_URLS as T } from '../src/envoy/protos.ts';
 import { DEFAULT_LIMITS } from '../src/mesh/limits.ts';
 import { ResourceManager } from '../src/mesh/manager.ts';
@@ -31,10 +30,8 @@ import { exportPrivateKeyPem, generateKeyPair } from '../src/pki/keys.ts';
 import { SqliteCaStore } from '../src/store/sqlite/sqlite-ca-store.ts';
 import { SqliteStore } from '../src/store/sqlite/sqlite-store.ts';
 import { adsClientConstructor, type DiscoveryRequest, type DiscoveryResponse } from '../src/xds/ads-service.ts';
-import { createXdsServer, type XdsServer } from '../src/xds/ads-server.ts';
 import { XdsBundleDistribution } from '../src/xds/bundle-distribution.ts';
-import { CaSecretSource } from '../src/xds/ca-secret-source.ts';
-import { StoreConfigSource } from '../src/xds/store-config-source.ts';
+import { createControlPlaneXds } from '../src/xds/control-plane-xds.ts';
 import { fmtRatio, formatTable } from './harness.ts';
 
 const ACCOUNT = '000000000000';
@@ -336,17 +333,6 @@ async function main(): Promise<void> {
     externalReferences: { exists: (kind, arn) => authority.exists(kind, arn) },
   });
   const cpTls = await loadControlPlaneTls(dataDir, systemClock);
-  const configSource = new StoreConfigSource({
-    store,
-    acmIssuers: async (mesh) => Object.fromEntries((await authority.listCertificates(mesh)).map((c) => [c.arn, c.caArn])),
-  });
-  const secretSource = new CaSecretSource({ authority, store });
-  const anchors = async () => {
-    const tds = [...new Set((await authority.listCas({ statuses: BUNDLE_STATUSES })).map((c) => c.trustDomain))].sort();
-    const pems = await Promise.all(tds.map(async (td) => (await authority.trustBundle(td)).pem.trim()));
-    return pems.filter(Boolean).join('\n') + '\n';
-  };
-
   // One mesh per N, each with its own CA; all meshes exist before the xDS server starts (its anchors).
   // A warm-up phase first (1 proxy, 2 writes, not reported): the first connection loads the ADS protos, grpc-js's
   // server paths and the translation code, which would otherwise land in the N=1 baseline's memory and time.
@@ -355,17 +341,8 @@ async function main(): Promise<void> {
     await manager.create({ kind: 'mesh', mesh, parent: '', name: mesh }, {}, []);
     await authority.ensureCa(mesh);
   }
-  const xdsMaterial = async () => ({ clientRoots: await anchors(), certChain: cpTls.certPem, privateKey: cpTls.keyPem });
-  const xds: XdsServer = createXdsServer({
-    source: configSource,
-    secrets: secretSource,
-    authenticate: async (chain) => {
-      const id = await authority.identityFromPeerCertificate(chain);
-      return { mesh: id.mesh, kind: id.kind, name: id.name, spiffeId: id.spiffeId };
-    },
-    tls: await xdsMaterial(),
-  });
-  distribution.attach({ authority, proxies: () => xds.proxies(), source: configSource, secrets: secretSource });
+  const controlPlaneXds = await createControlPlaneXds({ store, authority, distribution, tls: cpTls });
+  const xds = controlPlaneXds.server;
   const port = await xds.listen('127.0.0.1:0');
   const address = `127.0.0.1:${port}`;
   log(`xDS server on ${address}`);
@@ -454,8 +431,7 @@ async function main(): Promise<void> {
   }
 
   const loadAfter = loadavg()[0] ?? Number.NaN;
-  await xds.close();
-  configSource.close();
+  await controlPlaneXds.close();
   await caStore.close();
   await store.close();
   rmSync(dataDir, { recursive: true, force: true });

@@ -7,19 +7,15 @@ import { loadControlPlaneTls } from '../api/identity/control-plane-tls.ts';
 import { createApiServer } from '../api/server.ts';
 import { systemClock } from '../base/clock.ts';
 import { CertificateAuthority } from '../ca/authority.ts';
-import { BUNDLE_STATUSES } from '../ca/bundles.ts';
 import { formatExportLines, resolveAdminCredentials } from '../config/credentials.ts';
 import type { ServerConfig } from '../config/server-config.ts';
 import { parseLimits } from '../mesh/limits.ts';
 import { ResourceManager } from '../mesh/manager.ts';
-import { normalizeSerial } from '../store/ca-store.ts';
 import { SqliteCaStore } from '../store/sqlite/sqlite-ca-store.ts';
 import { SqliteStore } from '../store/sqlite/sqlite-store.ts';
-import { createXdsServer, type XdsServer } from '../xds/ads-server.ts';
 import { XdsBundleDistribution } from '../xds/bundle-distribution.ts';
-import { CaSecretSource } from '../xds/ca-secret-source.ts';
+import { createControlPlaneXds } from '../xds/control-plane-xds.ts';
 import type { XdsLog } from '../xds/sources.ts';
-import { StoreConfigSource } from '../xds/store-config-source.ts';
 
 /** How often the CA retires expired CAs, renews managed certificates and refreshes CRLs. */
 const MAINTENANCE_EVERY_MS = 30_000;
@@ -75,53 +71,12 @@ export async function startServer(config: ServerConfig, out: NodeJS.WritableStre
   }
   const identity = createIdentityServer({ authority, tls: cpTls, logger });
   // xDS: configuration from the store through translate, secrets from the CA, proxies authenticated by SVID.
-  const configSource = new StoreConfigSource({
-    store,
-    acmIssuers: async (mesh) => Object.fromEntries((await authority.listCertificates(mesh)).map((c) => [c.arn, c.caArn])),
+  const controlPlaneXds = await createControlPlaneXds({
+    store, authority, distribution, tls: cpTls, log: xdsLogger(config.logLevel),
+    onError: (what, e) => process.stderr.write(`keymesh: ${what}: ${(e as Error).message}\n`),
   });
-  const secretSource = new CaSecretSource({ authority, store });
-  const xdsMaterial = async () => ({ clientRoots: (await allTrustAnchors(authority)) || cpTls.caCertPem, certChain: cpTls.certPem, privateKey: cpTls.keyPem });
-  const xds: XdsServer = createXdsServer({
-    source: configSource,
-    secrets: secretSource,
-    authenticate: async (chain) => {
-      const id = await authority.identityFromPeerCertificate(chain);
-      return { mesh: id.mesh, kind: id.kind, name: id.name, spiffeId: id.spiffeId };
-    },
-    tls: await xdsMaterial(),
-    log: xdsLogger(config.logLevel),
-  });
-  distribution.attach({ authority, proxies: () => xds.proxies(), source: configSource, secrets: secretSource });
-  // New anchors for new connections whenever a trust bundle changes (a mesh's first CA, rotation, retirement).
-  let tlsUpdates = Promise.resolve();
-  const unwatchBundles = authority.watch((event) => {
-    if (event.type !== 'bundle' && event.type !== 'issuer') return;
-    tlsUpdates = tlsUpdates.then(async () => xds.updateTls(await xdsMaterial())).catch((e: unknown) => {
-      process.stderr.write(`keymesh: could not update the xDS server's trust anchors: ${(e as Error).message}\n`);
-    });
-  });
-  // A stream does not outlive the identity or certificate it authenticated with (new connections are refused by authenticate).
-  let revocationChecks = Promise.resolve();
-  const unwatchRevocations = authority.watch((event) => {
-    if (event.type === 'identity' && event.revoked) {
-      xds.closeWhere((c) => c.identity.spiffeId === event.spiffeId, 'its identity was revoked');
-    } else if (event.type === 'crl') {
-      revocationChecks = revocationChecks.then(async () => {
-        const revoked = new Set((await authority.listIssued({ caId: event.caId, revoked: true, unexpiredAt: systemClock.now() })).map((c) => c.serial));
-        xds.closeWhere((c) => revoked.has(normalizeSerial(c.serial)), (c) => `its certificate (serial ${c.serial}) was revoked`);
-      }).catch((e: unknown) => {
-        process.stderr.write(`keymesh: could not end the xDS streams of revoked certificates: ${(e as Error).message}\n`);
-      });
-    }
-  });
-  const closeXds = async () => {
-    unwatchBundles();
-    unwatchRevocations();
-    await tlsUpdates;
-    await revocationChecks;
-    await xds.close();
-    configSource.close();
-  };
+  const xds = controlPlaneXds.server;
+  const closeXds = () => controlPlaneXds.close();
   const workloadHost = config.workloadHost.includes(':') ? `[${config.workloadHost}]` : config.workloadHost;
   const app = createApiServer({
     manager,
@@ -191,17 +146,6 @@ export async function startServer(config: ServerConfig, out: NodeJS.WritableStre
       await closeStores();
     },
   };
-}
-
-/** Every anchor of every trust bundle (all meshes): what a proxy's SVID may chain to. PEM, '' when no mesh has a CA. */
-async function allTrustAnchors(authority: CertificateAuthority): Promise<string> {
-  const trustDomains = [...new Set((await authority.listCas({ statuses: BUNDLE_STATUSES })).map((c) => c.trustDomain))].sort();
-  const pems: string[] = [];
-  for (const td of trustDomains) {
-    const pem = (await authority.trustBundle(td)).pem.trim();
-    if (pem) pems.push(pem);
-  }
-  return pems.length ? `${pems.join('\n')}\n` : '';
 }
 
 const LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'];
