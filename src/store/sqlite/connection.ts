@@ -1,7 +1,7 @@
 // Opening the SQLite file: owner-only permissions, durable settings, schema migration, and errors that name
 // the file (a raw "file is not a database" alone does not tell an operator which file to look at).
 import { chmodSync, closeSync, openSync, statSync } from 'node:fs';
-import { DatabaseSync } from 'node:sqlite';
+import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { KeymeshError, StoreError, UnavailableError } from '../../errors/index.ts';
 import { checkStoreFile, migrate } from './migrations.ts';
 
@@ -53,6 +53,16 @@ export function immediateTransaction<T>(db: DatabaseSync, path: string, doing: s
   } catch (e) {
     throw storeError(e, path, doing);
   }
+}
+
+/** `sql` prepared once per connection: `cache` belongs to the store holding `db` and is cleared when it closes. */
+export function cachedStatement(db: DatabaseSync, cache: Map<string, StatementSync>, sql: string): StatementSync {
+  let s = cache.get(sql);
+  if (!s) {
+    s = db.prepare(sql);
+    cache.set(sql, s);
+  }
+  return s;
 }
 
 /** Wraps a raw SQLite error so that it names the file; keymesh errors pass through unchanged. */

@@ -9,7 +9,7 @@ import {
   type CaFilter, type CaRecord, type CaSettings, type CaStatus, type CaStore, type IssuedCertificate, type IssuedFilter,
   type JoinTokenRecord, type ManagedCertificateRecord, type RevokedIdentity,
 } from '../ca-store.ts';
-import { immediateTransaction, openDatabase, storeError } from './connection.ts';
+import { cachedStatement, immediateTransaction, openDatabase, storeError } from './connection.ts';
 
 type Row = Record<string, SQLInputValue>;
 
@@ -343,12 +343,7 @@ export class SqliteCaStore implements CaStore {
   }
 
   #stmt(sql: string): StatementSync {
-    let s = this.#statements.get(sql);
-    if (!s) {
-      s = this.#db.prepare(sql);
-      this.#statements.set(sql, s);
-    }
-    return s;
+    return cachedStatement(this.#db, this.#statements, sql);
   }
 }
 

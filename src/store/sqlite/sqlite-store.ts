@@ -8,7 +8,7 @@ import { describeKey, type ResourceKey } from '../../model/kinds.ts';
 import type { ResourceRecord } from '../../model/resource.ts';
 import { checkLimit } from '../checks.ts';
 import type { Change, ChangeOp, ListPage, ListQuery, ResourceStore, TokenEntry, WriteOptions } from '../store.ts';
-import { immediateTransaction, openDatabase, storeError } from './connection.ts';
+import { cachedStatement, immediateTransaction, openDatabase, storeError } from './connection.ts';
 
 export interface SqliteStoreOptions {
   /** Called with errors thrown by `watch` listeners (which never fail the write that triggered them). */
@@ -214,12 +214,7 @@ export class SqliteStore implements ResourceStore {
   }
 
   #stmt(sql: string): StatementSync {
-    let s = this.#statements.get(sql);
-    if (!s) {
-      s = this.#db.prepare(sql);
-      this.#statements.set(sql, s);
-    }
-    return s;
+    return cachedStatement(this.#db, this.#statements, sql);
   }
 }
 
