@@ -1,4 +1,6 @@
-// Reading JSON request bodies: parse errors and wrong member types become BadRequestErrors naming the member.
+// JSON in and out of keymesh's own endpoints: parse errors and wrong member types become BadRequestErrors
+// naming the member; answers are never cached (they may hold certificates and tokens).
+import type { FastifyReply } from 'fastify';
 import { BadRequestError } from '../errors/index.ts';
 import type { JsonValue } from '../model/json.ts';
 
@@ -56,4 +58,9 @@ export class BodyFields {
     if (!Array.isArray(v) || v.some((s) => typeof s !== 'string')) throw new BadRequestError(`"${name}" must be a list of strings.`);
     return v as string[];
   }
+}
+
+/** A 200 answer with a JSON body, marked not to be stored by caches. */
+export function sendJson(reply: FastifyReply, value: unknown): FastifyReply {
+  return reply.code(200).type('application/json').header('cache-control', 'no-store').send(JSON.stringify(value));
 }

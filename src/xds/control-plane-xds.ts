@@ -64,6 +64,10 @@ export async function createControlPlaneXds(o: ControlPlaneXdsOptions): Promise<
   });
   // A stream does not outlive the identity or certificate it authenticated with (authenticate refuses new ones).
   let revocationChecks = Promise.resolve();
+  // A managed certificate issued or renewed (perhaps by a new CA) changes which CA its clients validate against.
+  const unwatchCertificates = authority.watch((event) => {
+    if (event.type === 'managed-certificate') configSource.meshChanged(event.mesh);
+  });
   const unwatchRevocations = authority.watch((event) => {
     if (event.type === 'identity' && event.revoked) {
       server.closeWhere((c) => c.identity.spiffeId === event.spiffeId, 'its identity was revoked');
@@ -80,6 +84,7 @@ export async function createControlPlaneXds(o: ControlPlaneXdsOptions): Promise<
     configSource,
     close: async () => {
       unwatchBundles();
+      unwatchCertificates();
       unwatchRevocations();
       await tlsUpdates;
       await revocationChecks;

@@ -85,3 +85,19 @@ test('with acmIssuers, a client without a client policy validates an ACM server 
   plain.close();
   source.close();
 });
+
+test('acmIssuers is read once per mesh change, not once per proxy', async () => {
+  const store = new MemoryStore();
+  await store.create(record('mesh', 'm', 'm', {}));
+  await store.create(record('virtualNode', 'm', 'a', backend));
+  await store.create(record('virtualNode', 'm', 'b', backend));
+  let reads = 0;
+  const source = new StoreConfigSource({ store, acmIssuers: async () => (reads++, {}) });
+  await source.configFor(node('m', 'a'));
+  await source.configFor(node('m', 'b'));
+  assert.equal(reads, 1);
+  source.meshChanged('m');
+  await source.configFor(node('m', 'a'));
+  assert.equal(reads, 2);
+  source.close();
+});

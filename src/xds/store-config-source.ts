@@ -47,6 +47,8 @@ export class StoreConfigSource implements ConfigSource {
   readonly #options: TranslateOptions | undefined;
   readonly #acmIssuers: StoreConfigSourceOptions['acmIssuers'];
   readonly #views = new Map<string, Promise<MeshView>>();
+  /** acmIssuers per mesh, read once per change like the view (not once per proxy). */
+  readonly #issuers = new Map<string, Promise<Readonly<Record<string, string>>>>();
   readonly #listeners = new Set<(affected: AffectedPredicate) => void>();
   readonly #unwatchStore: () => void;
 
@@ -72,11 +74,25 @@ export class StoreConfigSource implements ConfigSource {
   }
 
   async configFor(proxy: ProxyIdentity): Promise<EnvoyConfig> {
-    const [view, acmIssuers] = await Promise.all([this.view(proxy.mesh), this.#acmIssuers?.(proxy.mesh)]);
+    const [view, acmIssuers] = await Promise.all([this.view(proxy.mesh), this.#issuersOf(proxy.mesh)]);
     return translate({
       view, proxy: { kind: proxy.kind, name: proxy.name }, endpoints: {},
       ...(this.#options ? { options: this.#options } : {}), ...(acmIssuers ? { acmIssuers } : {}),
     });
+  }
+
+  #issuersOf(mesh: string): Promise<Readonly<Record<string, string>>> | undefined {
+    const read = this.#acmIssuers;
+    if (!read) return undefined;
+    let issuers = this.#issuers.get(mesh);
+    if (!issuers) {
+      issuers = read(mesh);
+      this.#issuers.set(mesh, issuers);
+      issuers.catch(() => {
+        if (this.#issuers.get(mesh) === issuers) this.#issuers.delete(mesh);
+      });
+    }
+    return issuers;
   }
 
   watch = (listener: (affected: AffectedPredicate) => void): (() => void) => {
@@ -88,6 +104,7 @@ export class StoreConfigSource implements ConfigSource {
   /** Drops the cached view and tells the watchers that every proxy of the mesh may be affected. */
   meshChanged(mesh: string): void {
     this.#views.delete(mesh);
+    this.#issuers.delete(mesh);
     const affected: AffectedPredicate = (p) => p.mesh === mesh;
     for (const l of [...this.#listeners]) l(affected);
   }
@@ -97,5 +114,6 @@ export class StoreConfigSource implements ConfigSource {
     this.#unwatchStore();
     this.#listeners.clear();
     this.#views.clear();
+    this.#issuers.clear();
   }
 }

@@ -7,7 +7,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { CertificateAuthority } from '../../ca/authority.ts';
 import type { Identity, IdentityKind } from '../../ca/spiffe.ts';
 import { BadRequestError } from '../../errors/index.ts';
-import { BodyFields, parseJsonBody } from '../json-body.ts';
+import { BodyFields, parseJsonBody, sendJson } from '../json-body.ts';
 
 export interface CaRoutesOptions {
   authority: CertificateAuthority;
@@ -37,7 +37,7 @@ export function registerCaRoutes(app: FastifyInstance, options: CaRoutesOptions)
       url: `${PREFIX}${url}`,
       handler: async (req: FastifyRequest, reply: FastifyReply) => {
         const result = await handler({ params: req.params as Params, query: req.query as Query, body: () => parseJsonBody(req.rawBody) });
-        return reply.code(200).type('application/json').header('cache-control', 'no-store').send(JSON.stringify(result ?? {}));
+        return sendJson(reply, result ?? {});
       },
     });
 

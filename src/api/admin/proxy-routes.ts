@@ -3,6 +3,7 @@
 // secrets). SigV4-authenticated like the other /keymesh/v1 routes. The xDS server is seen only through this
 // small interface, so the API does not depend on src/xds.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { sendJson } from '../json-body.ts';
 
 /** What the route needs of a proxy status (the xDS server's ProxyStatus has more; all of it is returned). */
 export interface ProxyStatusLike {
@@ -21,7 +22,7 @@ export function registerProxyRoutes(app: FastifyInstance, options: ProxyRoutesOp
     handler: async (req: FastifyRequest, reply: FastifyReply) => {
       const mesh = (req.query as Record<string, string | undefined>).mesh;
       const proxies = options.proxies().filter((p) => !mesh || p.identity.mesh === mesh);
-      return reply.code(200).type('application/json').header('cache-control', 'no-store').send(JSON.stringify({ proxies }));
+      return sendJson(reply, { proxies });
     },
   });
 }

@@ -12,7 +12,8 @@ import type { X509Certificate } from '@peculiar/x509';
 import type { CertificateAuthority } from '../../ca/authority.ts';
 import type { PeerIdentity } from '../../ca/peer-identity.ts';
 import type { Svid } from '../../ca/svid-issuer.ts';
-import { BadRequestError, ForbiddenError, isKeymeshError } from '../../errors/index.ts';
+import { ForbiddenError, isKeymeshError } from '../../errors/index.ts';
+import { BodyFields, sendJson } from '../json-body.ts';
 import { toWireError } from '../wire-errors.ts';
 import { peerChain } from './peer-chain.ts';
 
@@ -52,26 +53,24 @@ export function createIdentityServer(options: IdentityServerOptions): FastifyIns
   });
 
   app.post('/identity/v1/bootstrap', async (req, reply) => {
-    const body = objectBody(req.body);
-    const joinToken = stringField(body, 'joinToken');
-    const csr = stringField(body, 'csr');
-    const svid = await authority.redeemJoinToken(joinToken, csr);
+    const body = new BodyFields(req.body, ['joinToken', 'csr']);
+    const svid = await authority.redeemJoinToken(body.requiredString('joinToken'), body.requiredString('csr'));
     req.log.info({ spiffeId: svid.spiffeId, serial: svid.serial, notAfter: new Date(svid.notAfter).toISOString() }, 'SVID issued (join token)');
-    return send(reply, answer(svid));
+    return sendJson(reply, answer(svid));
   });
 
   app.post('/identity/v1/renew', async (req, reply) => {
     const peer = await callerIdentity(authority, req);
-    const csr = stringField(objectBody(req.body), 'csr');
+    const csr = new BodyFields(req.body, ['csr']).requiredString('csr');
     const svid = await authority.renew(peer, csr);
     req.log.info({ spiffeId: svid.spiffeId, serial: svid.serial, previous: peer.serial }, 'SVID renewed');
-    return send(reply, answer(svid));
+    return sendJson(reply, answer(svid));
   });
 
   app.get('/identity/v1/bundle', async (req, reply) => {
     const peer = await callerIdentity(authority, req);
     const bundle = await authority.trustBundle(peer.trustDomain);
-    return send(reply, { trustDomain: bundle.trustDomain, bundlePem: bundle.pem, crlPem: await authority.crlsOf(peer.trustDomain) });
+    return sendJson(reply, { trustDomain: bundle.trustDomain, bundlePem: bundle.pem, crlPem: await authority.crlsOf(peer.trustDomain) });
   });
 
   app.setNotFoundHandler(async (req, reply) => {
@@ -107,21 +106,6 @@ async function callerIdentity(authority: CertificateAuthority, req: FastifyReque
 
 function answer(svid: Svid): SvidAnswer {
   return { spiffeId: svid.spiffeId, certChainPem: svid.certChainPem, bundlePem: svid.bundlePem, notBefore: svid.notBefore, notAfter: svid.notAfter, serial: svid.serial };
-}
-
-function objectBody(body: unknown): Record<string, unknown> {
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new BadRequestError('The request body must be a JSON object.');
-  return body as Record<string, unknown>;
-}
-
-function stringField(body: Record<string, unknown>, name: string): string {
-  const v = body[name];
-  if (typeof v !== 'string' || v.length === 0) throw new BadRequestError(`The request body needs "${name}" (a non-empty string).`);
-  return v;
-}
-
-function send(reply: FastifyReply, value: unknown): FastifyReply {
-  return reply.code(200).type('application/json').header('cache-control', 'no-store').send(JSON.stringify(value));
 }
 
 function sendError(reply: FastifyReply, status: number, type: string, code: string, message: string): void {
