@@ -3,15 +3,12 @@
 import { join, resolve } from 'node:path';
 import { Command } from 'commander';
 import { DEFAULT_ACCOUNT, DEFAULT_REGION, DEFAULT_XDS_LISTEN, parseListen } from '../config/server-config.ts';
-import { ConfigError } from '../errors/index.ts';
 import { envoyBootstrap } from '../envoy/bootstrap.ts';
 import { loadSvid } from '../identity/svid-state.ts';
 import { arnFor } from '../model/kinds.ts';
+import { chosenIdentity, identityOptions, type IdentityFlags } from './admin-options.ts';
 
-interface Flags {
-  mesh: string;
-  virtualNode?: string;
-  virtualGateway?: string;
+interface Flags extends IdentityFlags {
   xds: string;
   controlPlaneCa: string;
   svidDir: string;
@@ -23,12 +20,8 @@ interface Flags {
 
 export function registerBootstrapCommand(program: Command): void {
   const bootstrap = program.command('bootstrap').description('Bootstrap files for data planes that are not keymesh\'s own.');
-  bootstrap
-    .command('envoy')
+  identityOptions(bootstrap.command('envoy'))
     .description('Print an Envoy bootstrap (JSON) that takes listeners, clusters, routes and secrets from keymesh over ADS.')
-    .requiredOption('--mesh <mesh>', 'the mesh')
-    .option('--virtual-node <name>', 'the virtual node this Envoy is the sidecar of')
-    .option('--virtual-gateway <name>', 'the virtual gateway this Envoy is')
     .option('--xds <host:port>', 'the keymesh xDS endpoint', DEFAULT_XDS_LISTEN)
     .requiredOption('--control-plane-ca <file>', 'the control-plane CA certificate (DATA_DIR/control-plane/ca-cert.pem)')
     .requiredOption('--svid-dir <dir>', 'the directory `keymesh identity run --out` keeps the SVID in')
@@ -42,9 +35,7 @@ Example (seed 004's colorteller with a stock Envoy):
   keymesh bootstrap envoy --mesh appmesh-mtls --virtual-node colorteller --control-plane-ca cp-ca.pem --svid-dir ./ct-svid > envoy.json
   envoy -c envoy.json`)
     .action(async (f: Flags) => {
-      if ((f.virtualNode === undefined) === (f.virtualGateway === undefined)) throw new ConfigError('name exactly one of --virtual-node or --virtual-gateway');
-      const kind = f.virtualNode !== undefined ? 'virtualNode' : 'virtualGateway';
-      const name = (f.virtualNode ?? f.virtualGateway) as string;
+      const { kind, name } = chosenIdentity(f);
       const xds = parseListen(f.xds, '--xds');
       const admin = parseListen(f.admin, '--admin');
       // The identity `keymesh identity run` saved there, so that SDS certificates named by it resolve locally.

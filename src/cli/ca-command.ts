@@ -3,28 +3,14 @@
 // JSON, except PEM (bundle, CRL, CSR) and the tables of issued certificates and tokens.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
-import { DEFAULT_LISTEN, defaultDataDir } from '../config/server-config.ts';
 import { ConfigError } from '../errors/index.ts';
 import { KEY_TYPES } from '../pki/api.ts';
-import { adminCall, adminTarget, type AdminTarget } from './admin-client.ts';
+import { adminCall } from './admin-client.ts';
+import { chosenIdentity, identityOptions, target, withConnection, type ConnFlags, type IdentityFlags } from './admin-options.ts';
+import { isoOrDash, table } from './text-table.ts';
 import { parseDuration } from '../config/durations.ts';
 
-interface ConnFlags {
-  endpoint: string;
-  dataDir: string;
-}
-
 const enc = encodeURIComponent;
-
-function withConnection(cmd: Command): Command {
-  return cmd
-    .option('--endpoint <url>', 'the keymesh server API', `http://${DEFAULT_LISTEN}`)
-    .option('--data-dir <dir>', "the server's data directory, for its stored admin credentials (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY win when set)", defaultDataDir());
-}
-
-function target(flags: ConnFlags): AdminTarget {
-  return adminTarget({ endpoint: flags.endpoint, dataDir: flags.dataDir, env: process.env });
-}
 
 function print(value: unknown): void {
   process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
@@ -38,27 +24,10 @@ function readPemFile(path: string, what: string): string {
   }
 }
 
-/** `--virtual-node N` or `--virtual-gateway G`, exactly one. */
-function identityPath(flags: { mesh: string; virtualNode?: string; virtualGateway?: string }): string {
-  if ((flags.virtualNode === undefined) === (flags.virtualGateway === undefined)) {
-    throw new ConfigError('name exactly one of --virtual-node or --virtual-gateway');
-  }
-  const [kind, name] = flags.virtualNode !== undefined ? ['virtualNodes', flags.virtualNode] : ['virtualGateways', flags.virtualGateway as string];
-  return `/keymesh/v1/meshes/${enc(flags.mesh)}/${kind}/${enc(name)}`;
-}
-
-function identityOptions(cmd: Command): Command {
-  return cmd
-    .requiredOption('--mesh <mesh>', 'the mesh')
-    .option('--virtual-node <name>', 'a virtual node of the mesh')
-    .option('--virtual-gateway <name>', 'a virtual gateway of the mesh');
-}
-
-const iso = (ms: number | null | undefined) => (ms ? new Date(ms).toISOString() : '-');
-
-function table(rows: string[][]): string {
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  return rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n');
+/** The admin path of the endpoint named by --virtual-node or --virtual-gateway. */
+function identityPath(flags: IdentityFlags): string {
+  const { kind, name } = chosenIdentity(flags);
+  return `/keymesh/v1/meshes/${enc(flags.mesh)}/${kind}s/${enc(name)}`;
 }
 
 export function registerCaCommands(program: Command): void {
@@ -121,7 +90,7 @@ export function registerCaCommands(program: Command): void {
     .action(async (f: ConnFlags & { mesh?: string }) => {
       const r = await adminCall<{ cas: { id: string; mesh: string; trustDomain: string; status: string; keyType: string; origin: string; notAfter: number }[] }>(
         target(f), 'GET', `/keymesh/v1/cas${f.mesh ? `?mesh=${enc(f.mesh)}` : ''}`);
-      process.stdout.write(`${table([['ID', 'MESH', 'TRUST DOMAIN', 'STATUS', 'KEY', 'ORIGIN', 'NOT AFTER'], ...r.cas.map((c) => [c.id, c.mesh, c.trustDomain, c.status, c.keyType, c.origin, iso(c.notAfter)])])}\n`);
+      process.stdout.write(`${table([['ID', 'MESH', 'TRUST DOMAIN', 'STATUS', 'KEY', 'ORIGIN', 'NOT AFTER'], ...r.cas.map((c) => [c.id, c.mesh, c.trustDomain, c.status, c.keyType, c.origin, isoOrDash(c.notAfter)])])}\n`);
     });
 
   withConnection(ca.command('show').description('Show one CA (by id or ARN), including its certificate.'))
@@ -161,7 +130,7 @@ export function registerCaCommands(program: Command): void {
       const q = new URLSearchParams({ ...(f.mesh ? { mesh: f.mesh } : {}), ...(f.spiffeId ? { spiffeId: f.spiffeId } : {}), ...(f.unexpired ? { unexpired: 'true' } : {}) });
       const r = await adminCall<{ certificates: { serial: string; kind: string; spiffeId: string | null; managedArn: string | null; caId: string; notAfter: number; revokedAt: number | null }[] }>(
         target(f), 'GET', `/keymesh/v1/issued?${q}`);
-      const rows = r.certificates.map((c) => [c.serial, c.spiffeId ?? c.managedArn ?? '-', c.caId, iso(c.notAfter), c.revokedAt ? `revoked ${iso(c.revokedAt)}` : '']);
+      const rows = r.certificates.map((c) => [c.serial, c.spiffeId ?? c.managedArn ?? '-', c.caId, isoOrDash(c.notAfter), c.revokedAt ? `revoked ${isoOrDash(c.revokedAt)}` : '']);
       process.stdout.write(`${table([['SERIAL', 'IDENTITY', 'CA', 'NOT AFTER', 'REVOKED'], ...rows])}\n`);
     });
 
@@ -199,7 +168,7 @@ export function registerCaCommands(program: Command): void {
     .action(async (f: ConnFlags & { mesh?: string }) => {
       const r = await adminCall<{ certificates: { arn: string; domainName: string; notAfter: number; renewedAt: number | null }[] }>(
         target(f), 'GET', `/keymesh/v1/managed-certificates${f.mesh ? `?mesh=${enc(f.mesh)}` : ''}`);
-      process.stdout.write(`${table([['ARN', 'DOMAIN', 'NOT AFTER', 'RENEWED'], ...r.certificates.map((c) => [c.arn, c.domainName, iso(c.notAfter), iso(c.renewedAt)])])}\n`);
+      process.stdout.write(`${table([['ARN', 'DOMAIN', 'NOT AFTER', 'RENEWED'], ...r.certificates.map((c) => [c.arn, c.domainName, isoOrDash(c.notAfter), isoOrDash(c.renewedAt)])])}\n`);
     });
   withConnection(ca.command('delete-certificate').description('Delete a managed certificate and its key.'))
     .argument('<arn>', 'arn:aws:acm:... ARN')
@@ -217,13 +186,13 @@ export function registerCaCommands(program: Command): void {
       if (f.caOut) writeFileSync(f.caOut, r.controlPlaneCaPem);
       if (f.json) return print(r);
       process.stdout.write(`${r.token}\n`);
-      process.stderr.write(`Join token ${r.id} for ${r.spiffeId}, single use, expires ${iso(r.expiresAt)}.\nIdentity endpoint: ${r.identityEndpoint}${f.caOut ? ` (pin the CA in ${f.caOut})` : ''}\n`);
+      process.stderr.write(`Join token ${r.id} for ${r.spiffeId}, single use, expires ${isoOrDash(r.expiresAt)}.\nIdentity endpoint: ${r.identityEndpoint}${f.caOut ? ` (pin the CA in ${f.caOut})` : ''}\n`);
     });
   withConnection(token.command('list').description('List join tokens (never their secrets).'))
     .option('--mesh <mesh>', 'only this mesh')
     .action(async (f: ConnFlags & { mesh?: string }) => {
       const r = await adminCall<{ joinTokens: { id: string; spiffeId: string; expiresAt: number; usedAt: number | null }[] }>(target(f), 'GET', `/keymesh/v1/join-tokens${f.mesh ? `?mesh=${enc(f.mesh)}` : ''}`);
-      process.stdout.write(`${table([['ID', 'IDENTITY', 'EXPIRES', 'USED'], ...r.joinTokens.map((t) => [t.id, t.spiffeId, iso(t.expiresAt), iso(t.usedAt)])])}\n`);
+      process.stdout.write(`${table([['ID', 'IDENTITY', 'EXPIRES', 'USED'], ...r.joinTokens.map((t) => [t.id, t.spiffeId, isoOrDash(t.expiresAt), isoOrDash(t.usedAt)])])}\n`);
     });
   withConnection(token.command('delete').description('Delete a join token so it can no longer be used.'))
     .argument('<id>', 'the token id (the middle part of kmjt1.ID.SECRET)')

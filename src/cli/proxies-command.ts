@@ -2,8 +2,10 @@
 // GET /keymesh/v1/proxies (SigV4 with the admin credentials, like `keymesh ca`): who each one is, since when,
 // the versions it last ACKed per resource type, and the message of its last NACK.
 import { Command } from 'commander';
-import { DEFAULT_LISTEN, defaultDataDir } from '../config/server-config.ts';
-import { adminCall, adminTarget } from './admin-client.ts';
+import { TYPE_URLS } from '../envoy/protos.ts';
+import { adminCall } from './admin-client.ts';
+import { target, withConnection, type ConnFlags } from './admin-options.ts';
+import { table } from './text-table.ts';
 
 interface Ack { version: string; at: number }
 
@@ -19,11 +21,11 @@ export interface ProxyRow {
 }
 
 const SHORT_TYPES: Record<string, string> = {
-  'type.googleapis.com/envoy.config.cluster.v3.Cluster': 'CDS',
-  'type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment': 'EDS',
-  'type.googleapis.com/envoy.config.listener.v3.Listener': 'LDS',
-  'type.googleapis.com/envoy.config.route.v3.RouteConfiguration': 'RDS',
-  'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret': 'SDS',
+  [TYPE_URLS.cluster]: 'CDS',
+  [TYPE_URLS.clusterLoadAssignment]: 'EDS',
+  [TYPE_URLS.listener]: 'LDS',
+  [TYPE_URLS.routeConfiguration]: 'RDS',
+  [TYPE_URLS.secret]: 'SDS',
 };
 const ORDER = ['CDS', 'EDS', 'LDS', 'RDS', 'SDS'];
 const short = (typeUrl: string) => SHORT_TYPES[typeUrl] ?? typeUrl.replace(/^.*\./, '');
@@ -37,22 +39,17 @@ export function proxiesTable(proxies: readonly ProxyRow[]): string {
     const nack = p.lastNack ? `${short(p.lastNack.typeUrl)} ${p.lastNack.version}: ${p.lastNack.message.replace(/\s+/g, ' ')}` : '-';
     rows.push([`${p.identity.spiffeId} (${p.identity.mesh}/${p.identity.kind}/${p.identity.name})`, new Date(p.connectedAt).toISOString(), acks || '-', nack]);
   }
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  return rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n');
+  return table(rows);
 }
 
 export function registerProxiesCommand(program: Command): void {
-  program
-    .command('proxies')
+  withConnection(program.command('proxies'))
     .description('List the proxies connected to the xDS server: identity, connected since, last ACKed versions, last NACK.')
     .option('--mesh <mesh>', 'only the proxies of this mesh')
     .option('--json', 'print the full status as JSON')
-    .option('--endpoint <url>', 'the keymesh server API', `http://${DEFAULT_LISTEN}`)
-    .option('--data-dir <dir>', "the server's data directory, for its stored admin credentials (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY win when set)", defaultDataDir())
-    .action(async (f: { mesh?: string; json?: boolean; endpoint: string; dataDir: string }) => {
-      const target = adminTarget({ endpoint: f.endpoint, dataDir: f.dataDir, env: process.env });
+    .action(async (f: ConnFlags & { mesh?: string; json?: boolean }) => {
       const path = `/keymesh/v1/proxies${f.mesh ? `?mesh=${encodeURIComponent(f.mesh)}` : ''}`;
-      const answer = await adminCall<{ proxies: ProxyRow[] }>(target, 'GET', path);
+      const answer = await adminCall<{ proxies: ProxyRow[] }>(target(f), 'GET', path);
       process.stdout.write(f.json ? `${JSON.stringify(answer, null, 2)}\n` : `${proxiesTable(answer.proxies)}\n`);
     });
 }

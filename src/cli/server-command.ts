@@ -29,6 +29,11 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
+/** A host as it goes into a URL or host:port: IPv6 addresses in brackets. */
+function urlHost(host: string): string {
+  return host.includes(':') ? `[${host}]` : host;
+}
+
 /** Creates the data directory owner-only; warns when an existing one is readable by others. */
 function prepareDataDir(dir: string): void {
   mkdirSync(dir, { recursive: true, mode: 0o700 });
@@ -77,7 +82,7 @@ export async function startServer(config: ServerConfig, out: NodeJS.WritableStre
   });
   const xds = controlPlaneXds.server;
   const closeXds = () => controlPlaneXds.close();
-  const workloadHost = config.workloadHost.includes(':') ? `[${config.workloadHost}]` : config.workloadHost;
+  const workloadHost = urlHost(config.workloadHost);
   const app = createApiServer({
     manager,
     clock: systemClock,
@@ -87,7 +92,7 @@ export async function startServer(config: ServerConfig, out: NodeJS.WritableStre
     ca: { authority, controlPlaneCaPem: cpTls.caCertPem, identityEndpoint: `https://${workloadHost}:${config.workloadPort}` },
     proxies: { proxies: () => xds.proxies() },
   });
-  const xdsHost = config.xdsHost.includes(':') ? `[${config.xdsHost}]` : config.xdsHost;
+  const xdsHost = urlHost(config.xdsHost);
   let xdsPort: number;
   try {
     await app.listen({ host: config.host, port: config.port });
@@ -112,7 +117,7 @@ export async function startServer(config: ServerConfig, out: NodeJS.WritableStre
   maintenance.unref();
   const addr = app.server.address();
   const port = typeof addr === 'object' && addr ? addr.port : config.port;
-  const host = config.host.includes(':') ? `[${config.host}]` : config.host;
+  const host = urlHost(config.host);
   const url = `http://${host}:${port}`;
   const identityAddr = identity.server.address();
   const identityUrl = `https://${workloadHost}:${typeof identityAddr === 'object' && identityAddr ? identityAddr.port : config.workloadPort}`;
