@@ -72,6 +72,15 @@ export interface TranslateOptions {
   readonly ingressPort?: number;
   /** Default 15001 (App Mesh's egress listener port). */
   readonly egressPort?: number;
+  /**
+   * The IP address the proxy's listeners bind: a node's ingress and egress listeners, a gateway's listeners
+   * and its egress listener. Default '0.0.0.0', as App Mesh. Listener names follow the address used
+   * (`lds_ingress_<address>_<port>`, `lds_egress_<address>_<port>`, and Envoy names listener stats
+   * `listener.<address>_<port>.*` by it), so the default changes nothing. '::' also takes IPv4 (Envoy's
+   * ipv4_compat). A gateway's self redirect dials its egress listener at this address, or loopback for the
+   * unspecified ones (127.0.0.1 for '0.0.0.0', '::1' for '::'). Not validated here: the caller passes an IP.
+   */
+  readonly listenAddress?: string;
   /** Access log path for the proxy, from the node's or gateway's `logging.accessLog.file.path`; overridable for tests. */
   readonly accessLogPath?: string;
 }

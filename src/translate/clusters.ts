@@ -1,10 +1,11 @@
 // Clusters and their endpoints: the local application behind an ingress listener, one backend listener of a
-// target virtual node (EDS when the node has registered instances, STRICT_DNS on its DNS name otherwise), and
-// a gateway's hop back into its own egress listener.
+// target virtual node (EDS when the node has registered instances, a DNS cluster on its DNS name otherwise),
+// a gateway's hop back into its own egress listener, and the ORIGINAL_DST clusters out of the mesh. Every one
+// carries circuit breakers (App Mesh's unlimited defaults unless a connection pool sets them).
 import type { JsonObject } from '../model/json.ts';
 import type { Endpoint } from './api.ts';
 import { adsSource, duration, millis, seconds, T, tcpAddress } from './envoy.ts';
-import { egressClusterName, ingressClusterName, passthroughClusterName } from './names.ts';
+import { amazonawsClusterName, egressClusterName, ingressClusterName, passthroughClusterName } from './names.ts';
 import type { SecretCollector } from './secrets.ts';
 import type { ClientPolicyTls, ConnectionPool, HealthCheck, NodeListener, OutlierDetection, Protocol, VirtualNodeSpec } from './spec.ts';
 import { upstreamTlsSocket } from './tls-context.ts';
@@ -35,27 +36,26 @@ function healthChecks(hc: HealthCheck | undefined): JsonObject[] {
   return [check];
 }
 
-/** App Mesh's "effectively off" circuit breaker limit, for the thresholds a connection pool leaves unset. */
+/** App Mesh's "effectively off" circuit breaker limit (UG envoy-defaults), for every threshold no pool sets. */
 export const UNLIMITED = 2147483647;
 
 /**
- * A listener's connection pool as circuit breaker thresholds (default priority): http → maxConnections and
- * maxPendingRequests (default UNLIMITED), http2/grpc → maxRequests, tcp → maxConnections. The thresholds the
- * pool does not set are UNLIMITED, as App Mesh's Envoy has them, rather than Envoy's own defaults (1024, 3
- * retries). Undefined without a pool.
+ * The circuit breaker thresholds (default priority) of every cluster keymesh emits. App Mesh's Envoy has them
+ * effectively off (UNLIMITED) rather than at Envoy's own defaults (1024 connections, pending and requests, 3
+ * retries), which would throttle a busy proxy that no connection pool asked to limit. A listener's connection
+ * pool overrides its part: http → maxConnections and maxPendingRequests, http2/grpc → maxRequests, tcp →
+ * maxConnections.
  */
-export function circuitBreakers(pool: ConnectionPool | undefined): JsonObject | undefined {
-  if (!pool) return undefined;
+export function circuitBreakers(pool: ConnectionPool | undefined): JsonObject {
   const limits = { maxConnections: UNLIMITED, maxPendingRequests: UNLIMITED, maxRequests: UNLIMITED, maxRetries: UNLIMITED };
-  if (pool.http) {
+  const requests = pool?.http2 ?? pool?.grpc;
+  if (pool?.http) {
     limits.maxConnections = pool.http.maxConnections;
     if (pool.http.maxPendingRequests !== undefined) limits.maxPendingRequests = pool.http.maxPendingRequests;
-  } else if (pool.http2 ?? pool.grpc) {
-    limits.maxRequests = (pool.http2 ?? pool.grpc)!.maxRequests;
-  } else if (pool.tcp) {
+  } else if (requests) {
+    limits.maxRequests = requests.maxRequests;
+  } else if (pool?.tcp) {
     limits.maxConnections = pool.tcp.maxConnections;
-  } else {
-    return undefined;
   }
   const threshold: JsonObject = {};
   for (const [k, v] of Object.entries(limits)) threshold[k] = { value: v };
@@ -73,14 +73,10 @@ export function outlierDetection(od: OutlierDetection | undefined): JsonObject |
   };
 }
 
-function withCircuitBreakers(cluster: JsonObject, pool: ConnectionPool | undefined): JsonObject {
-  const cb = circuitBreakers(pool);
-  if (cb) cluster.circuitBreakers = cb;
-  return cluster;
-}
-
-function finish(cluster: JsonObject, protocol: Protocol): JsonObject {
-  const opts = http2Options(protocol);
+/** Circuit breakers (from the pool, or unlimited) and the upstream protocol options every cluster ends with. */
+function finish(cluster: JsonObject, protocol: Protocol | undefined, pool?: ConnectionPool): JsonObject {
+  cluster.circuitBreakers = circuitBreakers(pool);
+  const opts = protocol && http2Options(protocol);
   if (opts) cluster.typedExtensionProtocolOptions = opts;
   return cluster;
 }
@@ -92,8 +88,7 @@ export function ingressCluster(mesh: string, node: string, listener: NodeListene
   const cluster: JsonObject = { name, type: 'STATIC', connectTimeout: CONNECT_TIMEOUT, loadAssignment: loadAssignment(name, [{ address: appAddress, port }]) };
   const checks = healthChecks(listener.healthCheck);
   if (checks.length > 0) cluster.healthChecks = checks;
-  withCircuitBreakers(cluster, listener.connectionPool);
-  return finish(cluster, protocol);
+  return finish(cluster, protocol, listener.connectionPool);
 }
 
 /**
@@ -102,15 +97,25 @@ export function ingressCluster(mesh: string, node: string, listener: NodeListene
  */
 export function localCluster(name: string, protocol: Protocol, address: string, port: number, pool?: ConnectionPool): JsonObject {
   const cluster: JsonObject = { name, type: 'STATIC', connectTimeout: CONNECT_TIMEOUT, loadAssignment: loadAssignment(name, [{ address, port }]) };
-  return finish(withCircuitBreakers(cluster, pool), protocol);
+  return finish(cluster, protocol, pool);
 }
 
 /**
- * Egress to hosts outside the mesh (mesh `egressFilter.type: ALLOW_ALL`): an ORIGINAL_DST cluster, which
- * connects to the address the application dialled (recovered by the egress listener's original_dst filter).
+ * Egress to hosts outside the mesh: an ORIGINAL_DST cluster, which connects to the address the application
+ * dialled (recovered by the egress listener's original_dst filter).
  */
+function originalDstCluster(name: string): JsonObject {
+  return finish({ name, type: 'ORIGINAL_DST', connectTimeout: CONNECT_TIMEOUT, lbPolicy: 'CLUSTER_PROVIDED' }, undefined);
+}
+
+/** Everything outside the mesh (mesh `egressFilter.type: ALLOW_ALL`). */
 export function passthroughCluster(mesh: string): JsonObject {
-  return { name: passthroughClusterName(mesh), type: 'ORIGINAL_DST', connectTimeout: CONNECT_TIMEOUT, lbPolicy: 'CLUSTER_PROVIDED' };
+  return originalDstCluster(passthroughClusterName(mesh));
+}
+
+/** AWS APIs (`*.amazonaws.com`), which App Mesh lets a virtual node reach under DROP_ALL. */
+export function amazonawsCluster(mesh: string): JsonObject {
+  return originalDstCluster(amazonawsClusterName(mesh));
 }
 
 /**
@@ -175,11 +180,10 @@ export function egressCluster(input: EgressClusterInput, secrets: SecretCollecto
     cluster.edsClusterConfig = { edsConfig: adsSource() };
     assignment = loadAssignment(name, registered);
   }
-  withCircuitBreakers(cluster, input.pool);
   const od = outlierDetection(input.listener.outlierDetection);
   if (od) cluster.outlierDetection = od;
   const tls = upstreamTlsSocket(input.policy, { port, serverTls: input.listener.tls, defaultSans: serviceDiscoveryName(input.spec), acmIssuers: input.acmIssuers }, secrets);
   if (tls) cluster.transportSocket = tls;
-  finish(cluster, protocol);
+  finish(cluster, protocol, input.pool);
   return assignment ? { cluster, assignment } : { cluster };
 }

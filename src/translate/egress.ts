@@ -1,14 +1,16 @@
-// The egress side of a proxy: listener `lds_egress_0.0.0.0_15001` with one HTTP connection manager that
+// The egress side of a proxy: listener `lds_egress_<address>_15001` (address 0.0.0.0 unless
+// TranslateOptions.listenAddress says otherwise) with one HTTP connection manager that
 // routes by Host (`rds_egress_http_15001`: a virtual host per backend virtual service and port, domains
 // `<service>:<port>`, plus the bare `<service>` on its lowest port) to the service's provider: a virtual
 // node's cluster, or a virtual router's routes. A tcp backend gets its own filter chain matched on the
 // original destination port (tcp_proxy; the `original_dst` listener filter recovers the port iptables
-// redirected), since tcp has no Host to route by.
+// redirected), since tcp has no Host to route by. Outside the mesh it reaches AWS APIs (a virtual node under
+// DROP_ALL) or everything (ALLOW_ALL).
 import type { JsonObject } from '../model/json.ts';
 import type { Endpoint } from './api.ts';
-import { egressCluster, passthroughCluster } from './clusters.ts';
-import { type AccessLogConfig, duration, httpConnectionManager, isHttpLike, T, tcpAddress, tcpProxy } from './envoy.ts';
-import { ANY_ADDRESS, egressListenerName, egressRouteConfigName } from './names.ts';
+import { amazonawsCluster, egressCluster, passthroughCluster } from './clusters.ts';
+import { type AccessLogConfig, duration, HTTP_INSPECTOR, httpConnectionManager, isHttpLike, listenerAddress, ORIGINAL_DST, tcpProxy, TLS_INSPECTOR } from './envoy.ts';
+import { egressListenerName, egressRouteConfigName } from './names.ts';
 import { clusterSpecifier, retryPolicy, routerRoutes, routerTcpRoute, timeouts } from './routes.ts';
 import type { SecretCollector } from './secrets.ts';
 import type { ClientPolicyTls, ConnectionPool, NodeListener, WeightedTarget } from './spec.ts';
@@ -108,8 +110,17 @@ export function backendRoutes(ctx: EgressContext, backend: Backend, log: AccessL
   return { http, tcp };
 }
 
-/** The route configuration: a virtual host per backend service and port (plus `*` to `passthrough` under ALLOW_ALL). */
-export function egressRouteConfiguration(name: string, perService: readonly { service: string; http: PortRoutes[] }[], passthrough?: string): JsonObject {
+/** A virtual host that sends every request for `domains` to an out-of-mesh cluster. */
+function outsideHost(name: string, domains: string[], cluster: string): JsonObject {
+  return { name, domains, routes: [{ name, match: { prefix: '/' }, route: { cluster, ...timeouts(undefined) } }] };
+}
+
+/**
+ * The route configuration: a virtual host per backend service and port, plus the `outside` hosts (`*` to the
+ * passthrough, `*.amazonaws.com` to AWS). Envoy prefers exact domains to wildcards, so those only get hosts
+ * that are no backend's; a domain a backend names itself stays the backend's (Envoy refuses duplicates).
+ */
+export function egressRouteConfiguration(name: string, perService: readonly { service: string; http: PortRoutes[] }[], outside: readonly JsonObject[] = []): JsonObject {
   const virtualHosts: JsonObject[] = [];
   for (const { service, http } of perService) {
     const sorted = [...http].sort((a, b) => a.port - b.port);
@@ -118,40 +129,100 @@ export function egressRouteConfiguration(name: string, perService: readonly { se
       virtualHosts.push({ name: `${service}:${port}`, domains, routes });
     });
   }
-  // Envoy prefers exact domains over `*`, so the catch-all only gets hosts that are no backend's.
-  if (passthrough !== undefined) {
-    virtualHosts.push({ name: PASSTHROUGH, domains: ['*'], routes: [{ name: PASSTHROUGH, match: { prefix: '/' }, route: { cluster: passthrough, ...timeouts(undefined) } }] });
+  const taken = new Set(virtualHosts.flatMap((h) => h.domains as string[]));
+  for (const host of outside) {
+    const domains = (host.domains as string[]).filter((d) => !taken.has(d));
+    if (domains.length > 0) virtualHosts.push({ ...host, domains });
   }
   virtualHosts.sort((a, b) => (String(a.name) < String(b.name) ? -1 : 1));
   return virtualHosts.length > 0 ? { name, virtualHosts } : { name };
 }
 
+/**
+ * What a proxy's egress reaches outside the mesh: everything (mesh `egressFilter.type: ALLOW_ALL`), AWS APIs
+ * only (a virtual node under DROP_ALL, the default), or nothing (a gateway's egress listener, which only its
+ * own self redirect reaches, with the Host already rewritten to a mesh service).
+ */
+export type Outside = 'all' | 'aws' | 'none';
+
+export interface EgressOptions {
+  readonly port: number;
+  /** The address the listener binds (TranslateOptions.listenAddress). */
+  readonly address: string;
+  readonly log: AccessLogConfig | undefined;
+  readonly outside: Outside;
+}
+
 export interface EgressOutput { listener: JsonObject; routeConfiguration: JsonObject }
 
 const PASSTHROUGH = 'passthrough';
+const AMAZONAWS = 'amazonaws';
+/**
+ * The Hosts of plaintext HTTP to AWS. Envoy takes a leading `*` as a suffix wildcard and any other `*`
+ * literally, so `*.amazonaws.com:*` would match nothing: the ports are spelled out (80, the plaintext one;
+ * clients usually leave it out).
+ */
+const AMAZONAWS_DOMAINS = ['*.amazonaws.com', '*.amazonaws.com:80'];
 /** What http_inspector reports for plaintext HTTP (h2c: HTTP/2 with prior knowledge, as gRPC clients send). */
 const HTTP_PROTOCOLS = ['http/1.0', 'http/1.1', 'h2c'];
 
-/** http_inspector, skipped on the ports of tcp chains (server-first protocols would wait on it). */
-function httpInspector(tcpPorts: readonly number[]): JsonObject {
-  const filter: JsonObject = { name: 'envoy.filters.listener.http_inspector', typedConfig: { '@type': T.httpInspector } };
+/** An inspector that skips the ports of tcp chains (server-first protocols would wait on it; the port decides). */
+function inspector(base: JsonObject, tcpPorts: readonly number[]): JsonObject {
+  const filter: JsonObject = { ...base };
   const rules = tcpPorts.map((p): JsonObject => ({ destinationPortRange: { start: p, end: p + 1 } }));
   if (rules.length === 1) filter.filterDisabled = rules[0]!;
   else if (rules.length > 1) filter.filterDisabled = { orMatch: { rules } };
   return filter;
 }
 
+/** What `outside` adds: filter chains, virtual hosts, listener filters, and the HTTP chain's match if any. */
+interface OutsidePieces { chains: JsonObject[]; hosts: JsonObject[]; inspectors: JsonObject[]; httpMatch?: JsonObject }
+
 /**
- * The egress listener and its route configuration for a proxy's backends (clusters go into ctx.clusters).
- *
- * `allowAll` (mesh `egressFilter.type: ALLOW_ALL`, virtual nodes only): traffic to hosts that are not the
- * node's backends passes through to where the application sent it, over the ORIGINAL_DST cluster
- * `cds_egress_<mesh>_passthrough`. Plaintext HTTP (told apart by http_inspector) keeps the HTTP chain, whose
- * route configuration gets a catch-all `*` virtual host to that cluster; anything else (TLS, other protocols)
- * falls to a default tcp_proxy chain to it. Mesh tcp backends keep their port-matched chains. Without
- * `allowAll` (DROP_ALL, the default) there is neither.
+ * ALLOW_ALL: traffic to hosts that are not the node's backends passes through to where the application sent
+ * it, over `cds_egress_<mesh>_passthrough`. Plaintext HTTP (told apart by http_inspector) keeps the HTTP
+ * chain, whose routes get a catch-all `*` host to that cluster; anything else (TLS, other protocols) falls to
+ * a default tcp_proxy chain to it. AWS APIs need nothing more: they go the same ORIGINAL_DST way, and adding
+ * the 'aws' pieces here would put tls_inspector next to http_inspector, whose ALPN (http/1.1) would pull TLS
+ * connections into the plaintext HTTP chain unless every chain also matched a transport protocol.
  */
-export function egress(ctx: EgressContext, backends: readonly Backend[], port: number, log: AccessLogConfig | undefined, allowAll = false): EgressOutput {
+function passthroughPieces(ctx: EgressContext, tcpPorts: readonly number[], log: AccessLogConfig | undefined): OutsidePieces {
+  const cluster = ctx.clusters.add(passthroughCluster(ctx.view.mesh));
+  return {
+    chains: [{ name: 'egress_passthrough', filters: [tcpProxy('egress.passthrough', cluster, log)] }],
+    hosts: [outsideHost(PASSTHROUGH, ['*'], cluster)],
+    inspectors: [inspector(HTTP_INSPECTOR, tcpPorts)],
+    httpMatch: { applicationProtocols: HTTP_PROTOCOLS },
+  };
+}
+
+/**
+ * DROP_ALL on a virtual node: App Mesh still lets it reach AWS APIs, over `cds_egress_<mesh>_amazonaws`
+ * (ORIGINAL_DST). TLS is matched by SNI `*.amazonaws.com` (tls_inspector) and tcp-proxied; plaintext HTTP gets
+ * a `*.amazonaws.com` host in the HTTP chain's routes. No destination port on the TLS chain: Envoy matches the
+ * port first and would then drop other TLS to that port instead of falling back to the HTTP chain (App Mesh
+ * roadmap #79). A mesh tcp backend's port-matched chain still wins on its port.
+ */
+function amazonawsPieces(ctx: EgressContext, tcpPorts: readonly number[], log: AccessLogConfig | undefined): OutsidePieces {
+  const cluster = ctx.clusters.add(amazonawsCluster(ctx.view.mesh));
+  return {
+    chains: [{
+      name: 'egress_amazonaws',
+      filterChainMatch: { serverNames: ['*.amazonaws.com'], transportProtocol: 'tls' },
+      filters: [tcpProxy('egress.amazonaws', cluster, log)],
+    }],
+    hosts: [outsideHost(AMAZONAWS, AMAZONAWS_DOMAINS, cluster)],
+    inspectors: [inspector(TLS_INSPECTOR, tcpPorts)],
+  };
+}
+
+/**
+ * The egress listener and its route configuration for a proxy's backends (clusters go into ctx.clusters): a
+ * port-matched tcp_proxy chain per tcp backend port, the HTTP chain, and what `outside` adds (see Outside,
+ * passthroughPieces, amazonawsPieces).
+ */
+export function egress(ctx: EgressContext, backends: readonly Backend[], opts: EgressOptions): EgressOutput {
+  const { port, log } = opts;
   const perService: { service: string; http: PortRoutes[] }[] = [];
   const tcpChains = new Map<number, JsonObject>();
   for (const b of [...backends].sort((a, b) => (a.service < b.service ? -1 : a.service > b.service ? 1 : 0))) {
@@ -167,26 +238,22 @@ export function egress(ctx: EgressContext, backends: readonly Backend[], port: n
     filterChainMatch: { destinationPort: { value: p } },
     filters: [tcpChains.get(p)!],
   }));
+  const extra: OutsidePieces =
+    opts.outside === 'all' ? passthroughPieces(ctx, tcpPorts, log)
+    : opts.outside === 'aws' ? amazonawsPieces(ctx, tcpPorts, log)
+    : { chains: [], hosts: [], inspectors: [] };
   const httpChain: JsonObject = { name: 'egress_http', filters: [httpConnectionManager('egress', routeName, log)] };
-  chains.push(httpChain);
-  let passthrough: string | undefined;
-  if (allowAll) {
-    passthrough = ctx.clusters.add(passthroughCluster(ctx.view.mesh));
-    httpChain.filterChainMatch = { applicationProtocols: HTTP_PROTOCOLS };
-    chains.push({ name: 'egress_passthrough', filters: [tcpProxy('egress.passthrough', passthrough, log)] });
-  }
-  const listener: JsonObject = {
-    name: egressListenerName(port),
-    address: tcpAddress(ANY_ADDRESS, port),
-    filterChains: chains,
-  };
+  if (extra.httpMatch) httpChain.filterChainMatch = extra.httpMatch;
+  // Envoy ignores chain order (the most specific match wins); for readers, matched chains come before catch-alls.
+  chains.push(...extra.chains.filter((c) => c.filterChainMatch), httpChain, ...extra.chains.filter((c) => !c.filterChainMatch));
+  const listener: JsonObject = { name: egressListenerName(opts.address, port), address: listenerAddress(opts.address, port), filterChains: chains };
+  // original_dst recovers the port the tcp chains match on and the address ORIGINAL_DST clusters connect to.
   const listenerFilters: JsonObject[] = [];
-  if (tcpChains.size > 0 || allowAll) listenerFilters.push({ name: 'envoy.filters.listener.original_dst', typedConfig: { '@type': T.originalDst } });
-  if (allowAll) {
-    listenerFilters.push(httpInspector(tcpPorts));
-    // A server-first protocol (the server speaks first) never satisfies http_inspector: let it through.
-    listener.continueOnListenerFiltersTimeout = true;
-  }
+  if (tcpChains.size > 0 || opts.outside !== 'none') listenerFilters.push(ORIGINAL_DST);
+  listenerFilters.push(...extra.inspectors);
   if (listenerFilters.length > 0) listener.listenerFilters = listenerFilters;
-  return { listener, routeConfiguration: egressRouteConfiguration(routeName, perService, passthrough) };
+  // A connection that never speaks first (a server-first protocol, an idle pre-connected client) would be
+  // closed when an inspector times out; let it reach chain matching as it would without the inspector.
+  if (extra.inspectors.length > 0) listener.continueOnListenerFiltersTimeout = true;
+  return { listener, routeConfiguration: egressRouteConfiguration(routeName, perService, extra.hosts) };
 }

@@ -16,6 +16,14 @@ export const T = {
   httpProtocolOptions: 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions',
 } as const;
 
+/**
+ * Listener filters: original_dst restores the address iptables redirected from (for port matches and
+ * ORIGINAL_DST clusters); tls_inspector detects TLS with its SNI and ALPN; http_inspector plaintext HTTP.
+ */
+export const ORIGINAL_DST: JsonObject = { name: 'envoy.filters.listener.original_dst', typedConfig: { '@type': T.originalDst } };
+export const TLS_INSPECTOR: JsonObject = { name: 'envoy.filters.listener.tls_inspector', typedConfig: { '@type': T.tlsInspector } };
+export const HTTP_INSPECTOR: JsonObject = { name: 'envoy.filters.listener.http_inspector', typedConfig: { '@type': T.httpInspector } };
+
 /** Resources and secrets come over the proxy's one ADS stream. */
 export function adsSource(): JsonObject {
   return { ads: {}, resourceApiVersion: 'V3' };
@@ -40,6 +48,23 @@ export function isHttpLike(p: Protocol): boolean {
 
 export function tcpAddress(address: string, port: number): JsonObject {
   return { socketAddress: { address, portValue: port } };
+}
+
+/**
+ * A listener's bind address. `::` gets ipv4_compat: like 0.0.0.0 it means "every address", and without it
+ * Envoy binds IPv6 only, so the IPv4 connections iptables redirects to the listener would find nobody.
+ */
+export function listenerAddress(address: string, port: number): JsonObject {
+  const a = tcpAddress(address, port);
+  if (address === '::') (a.socketAddress as JsonObject).ipv4Compat = true;
+  return a;
+}
+
+/** Where this host reaches a listener bound to `address`: loopback for the unspecified addresses, else itself. */
+export function localDialAddress(address: string): string {
+  if (address === '0.0.0.0') return '127.0.0.1';
+  if (address === '::') return '::1';
+  return address;
 }
 
 export interface AccessLogConfig { path: string; format?: { text?: string; json?: { key: string; value: string }[] } }

@@ -1,10 +1,11 @@
-// A virtual gateway's Envoy: a listener per gateway listener port, `lds_ingress_0.0.0.0_<port>` (a gateway
-// listens on its listener ports itself; no iptables), with the listener's TLS and a route configuration
-// `rds_ingress_<protocol>_<port>` holding the gateway routes. A target virtual service provided by a virtual
-// node goes straight to that node's cluster; one provided by a virtual router goes through App Mesh's self
-// redirect (`cds_ingress_<mesh>_<gateway>_self_redirect_<protocol>_<egressPort>`) into the gateway's own egress
-// listener, which applies the router's routes (the Host is then always rewritten to the service name, since
-// that is what the egress listener routes on).
+// A virtual gateway's Envoy: a listener per gateway listener port, `lds_ingress_<address>_<port>` (address
+// 0.0.0.0 unless TranslateOptions.listenAddress; a gateway listens on its listener ports itself; no iptables),
+// with the listener's TLS and a route configuration `rds_ingress_<protocol>_<port>` holding the gateway routes.
+// A target virtual service provided by a virtual node goes straight to that node's cluster; one provided by a
+// virtual router goes through App Mesh's self redirect (`cds_ingress_<mesh>_<gateway>_self_redirect_<protocol>_
+// <egressPort>`, dialling the listen address, or loopback when that is 0.0.0.0 or ::) into the gateway's own
+// egress listener, which applies the router's routes (the Host is then always rewritten to the service name,
+// since that is what the egress listener routes on).
 //
 // A gateway listener's connection pool becomes circuit breakers on the clusters its routes lead to: the target
 // node's cluster, or the self-redirect cluster (the first gateway listener, by port, to reach a cluster decides).
@@ -13,10 +14,10 @@
 import type { JsonObject } from '../model/json.ts';
 import { localCluster } from './clusters.ts';
 import { type Backend, clusterForListener, type EgressContext } from './egress.ts';
-import { type AccessLogConfig, httpConnectionManager, tcpAddress } from './envoy.ts';
+import { type AccessLogConfig, httpConnectionManager, listenerAddress, localDialAddress } from './envoy.ts';
 import { ingressTlsListenerFilters, tlsFilterChains } from './ingress.ts';
 import { httpRouteMatch, grpcRouteMatch } from './matchers.ts';
-import { ANY_ADDRESS, ingressListenerName, ingressRouteConfigName, selfRedirectClusterName, statPrefix } from './names.ts';
+import { ingressListenerName, ingressRouteConfigName, selfRedirectClusterName, statPrefix } from './names.ts';
 import { byPriority, timeouts } from './routes.ts';
 import type { GatewayListener, GatewayRewrite, GatewayRouteSpec, GatewayTarget, HttpMatch, Protocol, VirtualGatewaySpec } from './spec.ts';
 import type { Named } from './view.ts';
@@ -58,6 +59,8 @@ export interface GatewayInput {
   readonly ctx: EgressContext;
   readonly gateway: Named<VirtualGatewaySpec>;
   readonly egressPort: number;
+  /** The address every listener of the gateway binds (TranslateOptions.listenAddress). */
+  readonly listenAddress: string;
   readonly log: AccessLogConfig | undefined;
 }
 
@@ -86,7 +89,7 @@ export function gateway(input: GatewayInput): GatewayOutput {
     out.routeConfigurations.push({ name: rds, virtualHosts: [{ name: `${gw.name}_${protocol}_${port}`, domains: ['*'], ...(envoyRoutes.length > 0 ? { routes: envoyRoutes } : {}) }] });
     const filter = httpConnectionManager(statPrefix('ingress', protocol, port, several), rds, input.log);
     const built = tlsFilterChains(`ingress_${protocol}_${port}`, l.tls, filter, undefined, ctx.secrets);
-    const listener: JsonObject = { name: ingressListenerName(port), address: tcpAddress(ANY_ADDRESS, port), filterChains: built.chains };
+    const listener: JsonObject = { name: ingressListenerName(input.listenAddress, port), address: listenerAddress(input.listenAddress, port), filterChains: built.chains };
     const filters = ingressTlsListenerFilters(false, built.inspector);
     if (filters.length > 0) listener.listenerFilters = filters;
     out.listeners.push(listener);
@@ -108,7 +111,7 @@ function gatewayRouteAction(input: GatewayInput, l: GatewayListener, k: GatewayR
   if (provider?.virtualRouter) {
     redirected.set(service, { service, policy });
     const name = selfRedirectClusterName(ctx.view.mesh, input.gateway.name, l.portMapping.protocol, input.egressPort);
-    ctx.clusters.add(localCluster(name, l.portMapping.protocol, '127.0.0.1', input.egressPort, l.connectionPool));
+    ctx.clusters.add(localCluster(name, l.portMapping.protocol, localDialAddress(input.listenAddress), input.egressPort, l.connectionPool));
     const host = k.target.port === undefined ? service : `${service}:${k.target.port}`;
     return { cluster: name, ...rewrites(k, host, true), ...timeouts(undefined) };
   }

@@ -1,20 +1,18 @@
 // The ingress side of a virtual node: ONE listener, `lds_ingress_0.0.0.0_15000` as in App Mesh (iptables
 // redirects the node's listener ports to it), so its stats read `listener.0.0.0.0_15000.ssl.*` as in the
-// seeds. Each App Mesh listener becomes filter chains of that listener; with several App Mesh listeners the
-// chains are told apart by the ORIGINAL destination port (`filterChainMatch.destinationPort`, recovered by the
-// `original_dst` listener filter), with one listener there is no port match, so direct connections to 15000
-// work too. Traffic goes to the local application cluster `cds_ingress_<mesh>_<node>_<protocol>_<port>`.
+// seeds (0.0.0.0 is the default TranslateOptions.listenAddress). Each App Mesh listener becomes filter chains
+// of that listener; with several App Mesh listeners the chains are told apart by the ORIGINAL destination
+// port (`filterChainMatch.destinationPort`, recovered by the `original_dst` listener filter), with one
+// listener there is no port match, so direct connections to 15000 work too. Traffic goes to the local
+// application cluster `cds_ingress_<mesh>_<node>_<protocol>_<port>`.
 import type { JsonObject } from '../model/json.ts';
 import { ingressCluster } from './clusters.ts';
-import { type AccessLogConfig, httpConnectionManager, isHttpLike, T, tcpAddress, tcpProxy, duration } from './envoy.ts';
-import { ANY_ADDRESS, ingressClusterName, ingressListenerName, ingressRouteConfigName, statPrefix } from './names.ts';
+import { type AccessLogConfig, duration, httpConnectionManager, isHttpLike, listenerAddress, ORIGINAL_DST, tcpProxy, TLS_INSPECTOR } from './envoy.ts';
+import { ingressClusterName, ingressListenerName, ingressRouteConfigName, statPrefix } from './names.ts';
 import { timeouts } from './routes.ts';
 import type { SecretCollector } from './secrets.ts';
 import type { ListenerTls, NodeListener } from './spec.ts';
 import { downstreamTlsSocket } from './tls-context.ts';
-
-export const TLS_INSPECTOR: JsonObject = { name: 'envoy.filters.listener.tls_inspector', typedConfig: { '@type': T.tlsInspector } };
-export const ORIGINAL_DST: JsonObject = { name: 'envoy.filters.listener.original_dst', typedConfig: { '@type': T.originalDst } };
 
 /**
  * Filter chains for one App Mesh listener's TLS mode: STRICT → a TLS chain only; PERMISSIVE → a TLS chain
@@ -48,6 +46,8 @@ export interface IngressInput {
   readonly node: string;
   readonly listeners: readonly NodeListener[];
   readonly port: number;
+  /** The address the listener binds (TranslateOptions.listenAddress). */
+  readonly address: string;
   readonly appAddress: string;
   readonly log: AccessLogConfig | undefined;
 }
@@ -85,7 +85,7 @@ export function ingress(input: IngressInput, secrets: SecretCollector): IngressO
     inspector ||= built.inspector;
   }
   const listenerFilters = ingressTlsListenerFilters(several, inspector);
-  const listener: JsonObject = { name: ingressListenerName(input.port), address: tcpAddress(ANY_ADDRESS, input.port), filterChains: chains };
+  const listener: JsonObject = { name: ingressListenerName(input.address, input.port), address: listenerAddress(input.address, input.port), filterChains: chains };
   if (listenerFilters.length > 0) listener.listenerFilters = listenerFilters;
   return { listener, routeConfigurations, clusters };
 }

@@ -2,13 +2,12 @@
 // seed walkthroughs key on: `listener.0.0.0.0_15000.ssl.handshake`, `cluster.cds_egress_<mesh>_<node>_http_9080.ssl.*`).
 import type { Protocol } from './spec.ts';
 
-export const ANY_ADDRESS = '0.0.0.0';
-
-export function ingressListenerName(port: number): string {
-  return `lds_ingress_${ANY_ADDRESS}_${port}`;
+/** Listeners are named by the address they bind (App Mesh's 0.0.0.0 unless TranslateOptions.listenAddress). */
+export function ingressListenerName(address: string, port: number): string {
+  return `lds_ingress_${address}_${port}`;
 }
-export function egressListenerName(port: number): string {
-  return `lds_egress_${ANY_ADDRESS}_${port}`;
+export function egressListenerName(address: string, port: number): string {
+  return `lds_egress_${address}_${port}`;
 }
 /** The local application behind a virtual node listener. */
 export function ingressClusterName(mesh: string, node: string, protocol: Protocol, port: number): string {
@@ -18,9 +17,13 @@ export function ingressClusterName(mesh: string, node: string, protocol: Protoco
 export function egressClusterName(mesh: string, node: string, protocol: Protocol, port: number): string {
   return `cds_egress_${mesh}_${node}_${protocol}_${port}`;
 }
-/** Egress to hosts outside the mesh under `egressFilter.type: ALLOW_ALL` (like `cds_egress_<mesh>_amazonaws`). */
+/** Egress to hosts outside the mesh under `egressFilter.type: ALLOW_ALL`. */
 export function passthroughClusterName(mesh: string): string {
   return `cds_egress_${mesh}_passthrough`;
+}
+/** Egress to AWS APIs (`*.amazonaws.com`), which a virtual node reaches even under DROP_ALL (App Mesh's name). */
+export function amazonawsClusterName(mesh: string): string {
+  return `cds_egress_${mesh}_amazonaws`;
 }
 /** A gateway's hop back into its own egress listener (for targets behind a virtual router). */
 export function selfRedirectClusterName(mesh: string, gateway: string, protocol: Protocol, port: number): string {

@@ -129,7 +129,8 @@ function routerMesh(routes: [string, object][]): MeshBuilder {
   for (const [name, spec] of routes) b.route('r', name, spec);
   return b;
 }
-const egressRoutes = (c: EnvoyConfig) => ((c.routeConfigurations.find((r) => r.name === 'rds_egress_http_15001')!.virtualHosts as JsonObject[])[0]!.routes as JsonObject[]);
+const egressRoutes = (c: EnvoyConfig) => (((c.routeConfigurations.find((r) => r.name === 'rds_egress_http_15001')!.virtualHosts as JsonObject[])
+  .find((h) => h.name === 'svc.local:8080')!).routes as JsonObject[]);
 
 test('router routes: weighted targets, matches, retries, timeouts, in priority order', () => {
   const c = run(routerMesh([
@@ -153,7 +154,7 @@ test('router routes: weighted targets, matches, retries, timeouts, in priority o
     retryPolicy: { retryOn: '5xx,connect-failure', numRetries: { value: 3 }, perTryTimeout: { seconds: '0', nanos: 250000000 } },
   });
   assert.deepEqual((second!.route as JsonObject).weightedClusters, { clusters: [{ name: 'cds_egress_m_a_http_8080', weight: { value: 25 } }, { name: 'cds_egress_m_b_http_8080', weight: { value: 75 } }] });
-  assert.deepEqual(c.clusters.map((x) => x.name), ['cds_egress_m_a_http_8080', 'cds_egress_m_b_http_8080']);
+  assert.deepEqual(c.clusters.map((x) => x.name), ['cds_egress_m_a_http_8080', 'cds_egress_m_amazonaws', 'cds_egress_m_b_http_8080']);
 });
 
 test('a proxy that is not in the view is a NotFoundError naming it', () => {
@@ -184,7 +185,7 @@ test('tcp listener: tcp_proxy ingress and egress; several listeners match on the
   assert.ok(clusterNamed(c, 'cds_ingress_m_server_grpc_9080').typedExtensionProtocolOptions);
   const client = run(mesh(server, clientNode()), 'virtualNode', 'client');
   const egressListener = client.listeners.find((l) => l.name === 'lds_egress_0.0.0.0_15001')!;
-  assert.deepEqual(chains(egressListener).map((ch) => ch.name), ['egress_tcp_5432', 'egress_http']);
+  assert.deepEqual(chains(egressListener).map((ch) => ch.name), ['egress_tcp_5432', 'egress_amazonaws', 'egress_http']);
 });
 
 test('gateway: routes to a router-provided service go through the self redirect into its egress listener; rewrites', () => {

@@ -15,6 +15,7 @@ import { viewOf } from './view.ts';
 export const DEFAULT_APP_ADDRESS = '127.0.0.1';
 export const DEFAULT_INGRESS_PORT = 15000;
 export const DEFAULT_EGRESS_PORT = 15001;
+export const DEFAULT_LISTEN_ADDRESS = '0.0.0.0';
 
 function sorted(list: Iterable<JsonObject>): JsonObject[] {
   return [...list].sort((a, b) => (String(a.name ?? a.clusterName) < String(b.name ?? b.clusterName) ? -1 : 1));
@@ -30,6 +31,7 @@ export function translate(input: TranslateInput): EnvoyConfig {
   const view = viewOf(input.view);
   const opts = input.options ?? {};
   const egressPort = opts.egressPort ?? DEFAULT_EGRESS_PORT;
+  const address = opts.listenAddress ?? DEFAULT_LISTEN_ADDRESS;
   const secrets = new SecretCollector();
   const ctx: EgressContext = { view, endpoints: input.endpoints, secrets, clusters: new ClusterSet(), acmIssuers: input.acmIssuers };
   const listeners: JsonObject[] = [];
@@ -41,7 +43,7 @@ export function translate(input: TranslateInput): EnvoyConfig {
     const log = accessLog(node.spec.logging, opts.accessLogPath);
     const ing = ingress({
       mesh: view.mesh, node: node.name, listeners: node.spec.listeners ?? [],
-      port: opts.ingressPort ?? DEFAULT_INGRESS_PORT, appAddress: opts.appAddress ?? DEFAULT_APP_ADDRESS, log,
+      port: opts.ingressPort ?? DEFAULT_INGRESS_PORT, address, appAddress: opts.appAddress ?? DEFAULT_APP_ADDRESS, log,
     }, secrets);
     if (ing.listener) listeners.push(ing.listener);
     routeConfigurations.push(...ing.routeConfigurations);
@@ -54,19 +56,21 @@ export function translate(input: TranslateInput): EnvoyConfig {
         backends.set(vs.virtualServiceName, { service: vs.virtualServiceName, policy: mergeClientPolicy(defaults, vs.clientPolicy?.tls) });
       }
     }
-    const allowAll = view.meshSpec.egressFilter?.type === 'ALLOW_ALL';
-    const eg = egress(ctx, [...backends.values()], egressPort, log, allowAll);
+    // DROP_ALL (the default) still lets a virtual node reach AWS APIs, as App Mesh does.
+    const outside = view.meshSpec.egressFilter?.type === 'ALLOW_ALL' ? 'all' : 'aws';
+    const eg = egress(ctx, [...backends.values()], { port: egressPort, address, log, outside });
     listeners.push(eg.listener);
     routeConfigurations.push(eg.routeConfiguration);
   } else {
     const gw = view.gateways.get(input.proxy.name);
     if (!gw) throw new NotFoundError(`virtual gateway ${input.proxy.name} is not in mesh ${view.mesh}`);
     const log = accessLog(gw.spec.logging, opts.accessLogPath);
-    const out = gateway({ ctx, gateway: gw, egressPort, log });
+    const out = gateway({ ctx, gateway: gw, egressPort, listenAddress: address, log });
     listeners.push(...out.listeners);
     routeConfigurations.push(...out.routeConfigurations);
     if (out.redirected.length > 0) {
-      const eg = egress(ctx, out.redirected, egressPort, log);
+      // Only the self redirect reaches a gateway's egress listener, so nothing outside the mesh is opened.
+      const eg = egress(ctx, out.redirected, { port: egressPort, address, log, outside: 'none' });
       listeners.push(eg.listener);
       routeConfigurations.push(eg.routeConfiguration);
     }
