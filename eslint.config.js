@@ -15,8 +15,9 @@ const LAYERS = {
   identity: ['errors', 'base', 'pki'],
   envoy: ['errors', 'base'],
   translate: ['errors', 'base', 'model'],
-  xds: ['errors', 'base', 'model', 'store', 'pki', 'ca', 'envoy', 'translate'],
-  api: ['errors', 'base', 'config', 'model', 'mesh', 'pki', 'ca'],
+  discovery: ['errors', 'base', 'store'],
+  xds: ['errors', 'base', 'model', 'store', 'pki', 'ca', 'envoy', 'translate', 'discovery'],
+  api: ['errors', 'base', 'config', 'model', 'mesh', 'pki', 'ca', 'discovery'],
   cli: null, // composition root: may import anything
 };
 const ALL = Object.keys(LAYERS);

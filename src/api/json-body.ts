@@ -45,6 +45,14 @@ export class BodyFields {
     return v;
   }
 
+  /** A list of positive whole numbers. */
+  counts(name: string): number[] | undefined {
+    const v = this.#body[name];
+    if (v === undefined || v === null) return undefined;
+    if (!Array.isArray(v) || v.some((n) => typeof n !== 'number' || !Number.isSafeInteger(n) || n <= 0)) throw new BadRequestError(`"${name}" must be a list of positive whole numbers.`);
+    return v as number[];
+  }
+
   boolean(name: string): boolean | undefined {
     const v = this.#body[name];
     if (v === undefined || v === null) return undefined;

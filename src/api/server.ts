@@ -7,6 +7,7 @@ import type { Clock } from '../base/clock.ts';
 import { isKeymeshError } from '../errors/index.ts';
 import type { ResourceManager } from '../mesh/manager.ts';
 import { registerCaRoutes, type CaRoutesOptions } from './admin/ca-routes.ts';
+import { registerEndpointRoutes, type EndpointRoutesOptions } from './admin/endpoint-routes.ts';
 import { registerProxyRoutes, type ProxyRoutesOptions } from './admin/proxy-routes.ts';
 import { type CredentialLookup, verifySigV4 } from './auth/sigv4-verify.ts';
 import { parseJsonBody } from './json-body.ts';
@@ -29,6 +30,8 @@ export interface ApiServerOptions {
   ca?: CaRoutesOptions;
   /** The xDS server's proxy status (GET /keymesh/v1/proxies); omitted: no such route. */
   proxies?: ProxyRoutesOptions;
+  /** The endpoint registry (GET /keymesh/v1/endpoints, operator registrations); omitted: no such routes. */
+  endpoints?: EndpointRoutesOptions;
 }
 
 declare module 'fastify' {
@@ -92,6 +95,7 @@ export function createApiServer(options: ApiServerOptions): FastifyInstance {
 
   if (options.ca) registerCaRoutes(app, options.ca);
   if (options.proxies) registerProxyRoutes(app, options.proxies);
+  if (options.endpoints) registerEndpointRoutes(app, options.endpoints);
 
   app.setNotFoundHandler(async (req, reply) => {
     sendError(reply, 404, 'UnknownOperationException', `No App Mesh operation matches ${req.method} ${req.url.split('?')[0]}.`);

@@ -20,9 +20,9 @@ function controlledDistribution(): BundleDistribution & { hold: boolean; asked: 
   const d = {
     hold: false,
     asked: [] as string[],
-    async allHold(caId: string) {
+    async lacking(caId: string) {
       d.asked.push(caId);
-      return d.hold;
+      return d.hold ? [] : ['mesh/shop/virtualNode/web'];
     },
   };
   return d;
@@ -60,7 +60,7 @@ test('prepare → activate (when the proxies hold the bundle) → retire once th
   // Not every proxy has the new bundle: activation would break their handshakes.
   h.events.length = 0;
   const before = await snapshot(h, ['shop']);
-  await assertRefused(h.ca.activate('shop', next.id), ConflictError, [/Not every connected proxy of trust domain shop has received the bundle/, new RegExp(next.id), /or force/], 'KM_ERR_BUNDLE_NOT_DISTRIBUTED');
+  await assertRefused(h.ca.activate('shop', next.id), ConflictError, [/Not every connected proxy of trust domain shop has received the bundle/, new RegExp(next.id), /waiting for mesh\/shop\/virtualNode\/web\)/, /or force/], 'KM_ERR_BUNDLE_NOT_DISTRIBUTED');
   assert.deepEqual(distribution.asked, [next.id]);
   assert.deepEqual(await snapshot(h, ['shop']), before);
   assert.equal((await h.ca.describeCa(next.id)).status, 'prepared');

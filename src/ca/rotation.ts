@@ -15,11 +15,14 @@ import { forEachItem, throwIfFailed, type UpkeepFailure } from './upkeep.ts';
  * it exists, `noProxiesYet` answers true (there is no connected proxy that could miss the new bundle).
  */
 export interface BundleDistribution {
-  /** True when every connected proxy of the CA's trust domain has ACKed a bundle that contains CA `caId`. */
-  allHold(caId: string): Promise<boolean>;
+  /**
+   * The connected proxies of the CA's trust domain (as their node ids) that have not ACKed a bundle containing
+   * CA `caId` yet; empty when every one has.
+   */
+  lacking(caId: string): Promise<string[]>;
 }
 
-export const noProxiesYet: BundleDistribution = { allHold: async () => true };
+export const noProxiesYet: BundleDistribution = { lacking: async () => [] };
 
 export class Rotation {
   readonly #ctx: CaContext;
@@ -52,9 +55,11 @@ export class Rotation {
       const hint = ca.status === 'pending' ? ' Import its signed certificate first.' : '';
       throw new ConflictError(`CA ${ca.id} is ${ca.status}; only a prepared CA can be activated.${hint}`, 'KM_ERR_CA_NOT_PREPARED');
     }
-    if (!options.force && !(await this.#distribution.allHold(ca.id))) {
+    const lacking = options.force ? [] : await this.#distribution.lacking(ca.id);
+    if (lacking.length > 0) {
+      const named = lacking.length > 5 ? `${lacking.slice(0, 5).join(', ')} and ${lacking.length - 5} more` : lacking.join(', ');
       throw new ConflictError(
-        `Not every connected proxy of trust domain ${trustDomain} has received the bundle with CA ${ca.id} yet; activating now could fail their handshakes. Retry shortly, or force.`,
+        `Not every connected proxy of trust domain ${trustDomain} has received the bundle with CA ${ca.id} yet (waiting for ${named}); activating now could fail their handshakes. Retry shortly, or force.`,
         'KM_ERR_BUNDLE_NOT_DISTRIBUTED',
       );
     }

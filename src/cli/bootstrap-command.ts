@@ -1,7 +1,8 @@
 // `keymesh bootstrap envoy`: prints the bootstrap for a stock Envoy sidecar or gateway that takes its whole
 // configuration from keymesh over ADS (src/envoy/bootstrap.ts says what is in it and why).
 import { join, resolve } from 'node:path';
-import { Command } from 'commander';
+import { isIP } from 'node:net';
+import { Command, InvalidArgumentError } from 'commander';
 import { DEFAULT_ACCOUNT, DEFAULT_REGION, DEFAULT_XDS_LISTEN, parseListen } from '../config/server-config.ts';
 import { envoyBootstrap } from '../envoy/bootstrap.ts';
 import { loadSvid } from '../identity/svid-state.ts';
@@ -16,6 +17,15 @@ interface Flags extends IdentityFlags {
   region: string;
   accountId: string;
   spiffeId?: string;
+  listenAddress?: string;
+  ingressPort?: number;
+  egressPort?: number;
+}
+
+function portNumber(value: string): number {
+  const p = Number(value);
+  if (!Number.isInteger(p) || p < 1 || p > 65535) throw new InvalidArgumentError(`"${value}" is not a port (1-65535)`);
+  return p;
 }
 
 export function registerBootstrapCommand(program: Command): void {
@@ -29,6 +39,12 @@ export function registerBootstrapCommand(program: Command): void {
     .option('--region <region>', 'region of the resource ARN', DEFAULT_REGION)
     .option('--account-id <id>', 'account of the resource ARN', DEFAULT_ACCOUNT)
     .option('--spiffe-id <id>', 'the SPIFFE ID specs name as SDS certificate (default: the one saved in --svid-dir)')
+    .option('--listen-address <ip>', "the address the proxy's listeners bind (default 0.0.0.0, as App Mesh)", (v: string) => {
+      if (isIP(v) === 0) throw new InvalidArgumentError(`"${v}" is not an IP address`);
+      return v;
+    })
+    .option('--ingress-port <port>', 'its ingress listener port (default 15000; on one machine each sidecar needs its own)', portNumber)
+    .option('--egress-port <port>', 'its egress listener port (default 15001)', portNumber)
     .addHelpText('after', `
 Example (seed 004's colorteller with a stock Envoy):
   keymesh identity run --endpoint https://127.0.0.1:7443 --control-plane-ca cp-ca.pem --join-token-file ct.token --out ./ct-svid &
@@ -41,7 +57,10 @@ Example (seed 004's colorteller with a stock Envoy):
       // The identity `keymesh identity run` saved there, so that SDS certificates named by it resolve locally.
       const spiffeId = f.spiffeId ?? (await loadSvid(join(resolve(f.svidDir), 'state')).catch(() => undefined))?.spiffeId;
       if (spiffeId === undefined) process.stderr.write(`keymesh: no SVID saved in ${f.svidDir} yet and no --spiffe-id: specs with an SDS certificate will not find it\n`);
+      const placement = { listen_address: f.listenAddress, ingress_port: f.ingressPort, egress_port: f.egressPort };
+      const given = Object.fromEntries(Object.entries(placement).filter(([, v]) => v !== undefined));
       const bootstrapObject = envoyBootstrap({
+        ...(Object.keys(given).length > 0 ? { metadata: { keymesh: given } } : {}),
         nodeId: arnFor({ kind, mesh: f.mesh, parent: '', name }, f.region, f.accountId),
         nodeCluster: name,
         xdsHost: xds.host,

@@ -170,6 +170,9 @@ export function registerCaCommands(program: Command): void {
         target(f), 'GET', `/keymesh/v1/managed-certificates${f.mesh ? `?mesh=${enc(f.mesh)}` : ''}`);
       process.stdout.write(`${table([['ARN', 'DOMAIN', 'NOT AFTER', 'RENEWED'], ...r.certificates.map((c) => [c.arn, c.domainName, isoOrDash(c.notAfter), isoOrDash(c.renewedAt)])])}\n`);
     });
+  withConnection(ca.command('renew-certificate').description("Re-issue a managed certificate now (new key, from the mesh's active CA); proxies get it over SDS."))
+    .argument('<arn>', 'arn:aws:acm:... ARN')
+    .action(async (arn: string, f: ConnFlags) => print(await adminCall(target(f), 'POST', `/keymesh/v1/managed-certificates/${enc(arn)}/renew`)));
   withConnection(ca.command('delete-certificate').description('Delete a managed certificate and its key.'))
     .argument('<arn>', 'arn:aws:acm:... ARN')
     .action(async (arn: string, f: ConnFlags) => print(await adminCall(target(f), 'DELETE', `/keymesh/v1/managed-certificates/${enc(arn)}`)));

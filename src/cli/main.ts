@@ -2,12 +2,13 @@
 // The `keymesh` command line: one subcommand per job. Errors leave as one clear line and a non-zero exit.
 import { Command, Option } from 'commander';
 import { formatExportLines, resolveAdminCredentials } from '../config/credentials.ts';
-import { buildServerConfig, DEFAULT_ACCOUNT, DEFAULT_LISTEN, DEFAULT_REGION, DEFAULT_WORKLOAD_LISTEN, DEFAULT_XDS_LISTEN, defaultDataDir, type ServerFlags } from '../config/server-config.ts';
+import { buildServerConfig, DEFAULT_ACCOUNT, DEFAULT_ENDPOINT_GRACE, DEFAULT_LISTEN, DEFAULT_REGION, DEFAULT_WORKLOAD_LISTEN, DEFAULT_XDS_LISTEN, defaultDataDir, type ServerFlags } from '../config/server-config.ts';
 import { isKeymeshError } from '../errors/index.ts';
 import { registerBootstrapCommand } from './bootstrap-command.ts';
 import { registerCaCommands } from './ca-command.ts';
 import { registerCertsCommand } from './certs-command.ts';
 import { registerIdentityCommand } from './identity-command.ts';
+import { registerEndpointsCommand } from './endpoints-command.ts';
 import { registerProxiesCommand } from './proxies-command.ts';
 import { startServer } from './server-command.ts';
 
@@ -25,6 +26,7 @@ program
   .option('--xds-listen <host:port>', 'address of the xDS server (ADS over gRPC, mTLS: proxies present their SVIDs)', DEFAULT_XDS_LISTEN)
   .option('--region <region>', 'region shown in resource ARNs', DEFAULT_REGION)
   .option('--account-id <id>', '12-digit account id shown as mesh and resource owner', DEFAULT_ACCOUNT)
+  .option('--endpoint-grace <duration>', 'how long a disconnected sidecar stays registered as an instance of its virtual node', DEFAULT_ENDPOINT_GRACE)
   .option('--limit <name=value>', 'raise a service quota, e.g. meshes=100 (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
   .option('--rate-limit <rps>', 'API requests per second per caller before TooManyRequestsException', '100')
   .addOption(new Option('--log-level <level>', 'server log level').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'))
@@ -66,6 +68,7 @@ registerCaCommands(program);
 registerCertsCommand(program);
 registerIdentityCommand(program);
 registerProxiesCommand(program);
+registerEndpointsCommand(program);
 registerBootstrapCommand(program);
 
 function fail(e: unknown): never {

@@ -16,6 +16,7 @@ export interface ProxyRow {
   connectedAt: number;
   lastAck: Record<string, Ack>;
   lastNack?: { typeUrl: string; version: string; message: string; at: number };
+  nacks?: { typeUrl: string; version: string; message: string; at: number }[];
   refusedSecrets?: { name: string }[];
   configError?: { problems: string[] };
 }
@@ -36,7 +37,10 @@ export function proxiesTable(proxies: readonly ProxyRow[]): string {
   for (const p of proxies) {
     const acks = Object.entries(p.lastAck).map(([t, a]) => [short(t), a.version] as const)
       .sort(([a], [b]) => ORDER.indexOf(a) - ORDER.indexOf(b)).map(([t, v]) => `${t}=${v}`).join(' ');
-    const nack = p.lastNack ? `${short(p.lastNack.typeUrl)} ${p.lastNack.version}: ${p.lastNack.message.replace(/\s+/g, ' ')}` : '-';
+    const earlier = (p.nacks?.length ?? 0) - 1;
+    const nack = p.lastNack
+      ? `${short(p.lastNack.typeUrl)} ${p.lastNack.version}: ${p.lastNack.message.replace(/\s+/g, ' ')}${earlier > 0 ? ` (+${earlier} earlier, see --json)` : ''}`
+      : '-';
     rows.push([`${p.identity.spiffeId} (${p.identity.mesh}/${p.identity.kind}/${p.identity.name})`, new Date(p.connectedAt).toISOString(), acks || '-', nack]);
   }
   return table(rows);

@@ -11,7 +11,9 @@ import { formatExportLines, resolveAdminCredentials } from '../config/credential
 import type { ServerConfig } from '../config/server-config.ts';
 import { parseLimits } from '../mesh/limits.ts';
 import { ResourceManager } from '../mesh/manager.ts';
+import { EndpointRegistry } from '../discovery/endpoint-registry.ts';
 import { SqliteCaStore } from '../store/sqlite/sqlite-ca-store.ts';
+import { SqliteEndpointStore } from '../store/sqlite/sqlite-endpoint-store.ts';
 import { SqliteStore } from '../store/sqlite/sqlite-store.ts';
 import { XdsBundleDistribution } from '../xds/bundle-distribution.ts';
 import { createControlPlaneXds } from '../xds/control-plane-xds.ts';
@@ -51,7 +53,14 @@ export async function startServer(config: ServerConfig, out: NodeJS.WritableStre
   const dbPath = join(config.dataDir, 'keymesh.db');
   const store = SqliteStore.open(dbPath);
   const caStore = SqliteCaStore.open(dbPath);
+  const endpointStore = SqliteEndpointStore.open(dbPath);
+  const registry = new EndpointRegistry({
+    store: endpointStore, clock: systemClock, graceMs: config.endpointGraceMs,
+    onError: (what, e) => process.stderr.write(`keymesh: ${what}: ${(e as Error).message}\n`),
+  });
   const closeStores = async () => {
+    await registry.close();
+    await endpointStore.close();
     await caStore.close();
     await store.close();
   };
@@ -69,6 +78,7 @@ export async function startServer(config: ServerConfig, out: NodeJS.WritableStre
   });
   let cpTls;
   try {
+    await registry.start();
     cpTls = await loadControlPlaneTls(config.dataDir, systemClock, config.caPassphrase);
   } catch (e) {
     await closeStores();
@@ -77,7 +87,7 @@ export async function startServer(config: ServerConfig, out: NodeJS.WritableStre
   const identity = createIdentityServer({ authority, tls: cpTls, logger });
   // xDS: configuration from the store through translate, secrets from the CA, proxies authenticated by SVID.
   const controlPlaneXds = await createControlPlaneXds({
-    store, authority, distribution, tls: cpTls, log: xdsLogger(config.logLevel),
+    store, authority, distribution, registry, tls: cpTls, log: xdsLogger(config.logLevel),
     onError: (what, e) => process.stderr.write(`keymesh: ${what}: ${(e as Error).message}\n`),
   });
   const xds = controlPlaneXds.server;
@@ -91,6 +101,11 @@ export async function startServer(config: ServerConfig, out: NodeJS.WritableStre
     logger,
     ca: { authority, controlPlaneCaPem: cpTls.caCertPem, identityEndpoint: `https://${workloadHost}:${config.workloadPort}` },
     proxies: { proxies: () => xds.proxies() },
+    endpoints: {
+      registry,
+      // An operator may only register instances of virtual nodes that exist (a typo would route nowhere).
+      nodeExists: async (mesh, virtualNode) => (await store.get({ kind: 'virtualNode', mesh, parent: '', name: virtualNode })) !== undefined,
+    },
   });
   const xdsHost = urlHost(config.xdsHost);
   let xdsPort: number;

@@ -3,6 +3,7 @@
 import { homedir } from 'node:os';
 import { resolve } from 'node:path';
 import { ConfigError } from '../errors/index.ts';
+import { parseDuration } from './durations.ts';
 
 export interface ServerConfig {
   readonly dataDir: string;
@@ -22,6 +23,8 @@ export interface ServerConfig {
   readonly xdsPort: number;
   /** Encrypts CA private keys at rest (KEYMESH_CA_PASSPHRASE); unset: file modes only. Never logged. */
   readonly caPassphrase: string | undefined;
+  /** How long a disconnected sidecar stays registered (and a restart keeps the previous registrations). */
+  readonly endpointGraceMs: number;
 }
 
 export interface ServerFlags {
@@ -35,6 +38,7 @@ export interface ServerFlags {
   logLevel?: string;
   workloadListen?: string;
   xdsListen?: string;
+  endpointGrace?: string;
 }
 
 export const DEFAULT_LISTEN = '127.0.0.1:7000';
@@ -45,6 +49,7 @@ export const CA_PASSPHRASE_ENV = 'KEYMESH_CA_PASSPHRASE';
 /** LocalStack's convention for a local stand-in account; override with --account-id. */
 export const DEFAULT_ACCOUNT = '000000000000';
 export const DEFAULT_REGION = 'us-east-1';
+export const DEFAULT_ENDPOINT_GRACE = '30s';
 
 export function defaultDataDir(): string {
   return resolve(homedir(), '.keymesh');
@@ -91,5 +96,6 @@ export function buildServerConfig(flags: ServerFlags, env: NodeJS.ProcessEnv = p
     xdsHost: xds.host,
     xdsPort: xds.port,
     caPassphrase,
+    endpointGraceMs: parseDuration(flags.endpointGrace ?? DEFAULT_ENDPOINT_GRACE, '--endpoint-grace'),
   });
 }

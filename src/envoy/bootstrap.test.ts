@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { envoyBootstrap, xdsClientSecretFile } from './bootstrap.ts';
 import { roundTrip } from './protos.ts';
+import { jsonToStruct } from './struct.ts';
 
 const input = {
   nodeId: 'arn:aws:appmesh:us-east-1:000000000000:mesh/colorapp/virtualNode/colorteller',
@@ -19,6 +20,12 @@ test('the bootstrap is a valid Envoy Bootstrap: every field survives the proto u
   assert.deepEqual(roundTrip('type.googleapis.com/envoy.config.bootstrap.v3.Bootstrap', bootstrap), bootstrap);
   const withSvid = envoyBootstrap({ ...input, spiffeId: 'spiffe://colorapp/colorteller' });
   assert.deepEqual(roundTrip('type.googleapis.com/envoy.config.bootstrap.v3.Bootstrap', withSvid), withSvid);
+  // node.metadata is a Struct: plain JSON for Envoy, `{ fields }` in protobufjs's object form.
+  const metadata = { keymesh: { listen_address: '127.0.0.1', ingress_port: 15010, endpoint: { ports: [9090] } } };
+  const placed = envoyBootstrap({ ...input, metadata }) as { node: Record<string, unknown> };
+  assert.deepEqual(placed.node.metadata, metadata);
+  const asProto = { ...placed, node: { ...placed.node, metadata: jsonToStruct(metadata) } };
+  assert.deepEqual(roundTrip('type.googleapis.com/envoy.config.bootstrap.v3.Bootstrap', asProto), asProto);
 });
 
 test('with the SPIFFE ID, the SVID is a static secret of that name on the renewed files, watched for changes', () => {

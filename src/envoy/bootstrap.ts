@@ -34,6 +34,11 @@ export interface BootstrapInput {
    * such secrets by name only: the control plane never holds SVID keys).
    */
   readonly spiffeId?: string;
+  /**
+   * node.metadata as Envoy's JSON reads it (a Struct is a plain object there), e.g. keymesh's placement
+   * (`{ keymesh: { listen_address, ingress_port, egress_port } }`, see src/xds/node-metadata.ts).
+   */
+  readonly metadata?: Readonly<Record<string, unknown>>;
 }
 
 const ADS = { ads: {}, resourceApiVersion: 'V3' };
@@ -41,7 +46,7 @@ const ADS = { ads: {}, resourceApiVersion: 'V3' };
 export function envoyBootstrap(input: BootstrapInput): Record<string, unknown> {
   const ip = /^[\d.]+$/.test(input.xdsHost) || input.xdsHost.includes(':');
   return {
-    node: { id: input.nodeId, cluster: input.nodeCluster },
+    node: { id: input.nodeId, cluster: input.nodeCluster, ...(input.metadata ? { metadata: input.metadata } : {}) },
     admin: { address: { socketAddress: { address: input.adminAddress, portValue: input.adminPort } } },
     dynamicResources: {
       adsConfig: { apiType: 'GRPC', transportApiVersion: 'V3', setNodeOnFirstMessageOnly: true, grpcServices: [{ envoyGrpc: { clusterName: XDS_CLUSTER } }] },

@@ -20,8 +20,13 @@
 // - Subscriptions: CDS/LDS are wildcard (all resources); EDS/RDS/SDS send the named resources that exist.
 // - Requests: a non-empty `response_nonce` other than the last one sent for the type is stale and ignored.
 //   ACK = matching nonce, `version_info` = the sent version, no error_detail: recorded as lastAck[type]. NACK =
-//   matching nonce with error_detail: recorded as lastNack {typeUrl, version, nonce, message, at}; the rejected
-//   version is not sent again (a response goes out only when its content differs from the last one sent).
+//   matching nonce with error_detail: recorded {typeUrl, version, nonce, message, at} (the last NACK_HISTORY are
+//   kept); the rejected version is not sent again (a response goes out only when its content differs from the
+//   last one sent).
+// - Placement: the first request's `node.metadata.keymesh` says where the proxy runs (node-metadata.ts: its
+//   listeners' address and ports, its registration); a bad value refuses the stream (INVALID_ARGUMENT naming
+//   the field). `onConnected` hears of each accepted stream (the endpoint registry registers the instance)
+//   and what it returns is called when the stream ends.
 // - Pushes go out in the order CDS, EDS, LDS, RDS, SDS, once the stream's queued work is done and no request
 //   or change came for `coalesceMs` (10 ms; so a burst of first requests is answered in that order too).
 //   All of a stream's work (authentication, requests, recomputes, pushes) runs one step at a time.
@@ -42,9 +47,12 @@ import { TYPE_URLS } from '../envoy/protos.ts';
 import { x509 } from '../pki/provider.ts';
 import { adsServiceDefinition, type DiscoveryRequest, type DiscoveryResponse } from './ads-service.ts';
 import { XdsServerCredentials, type XdsTlsMaterial } from './credentials.ts';
+import { BadRequestError } from '../errors/index.ts';
 import { nodeIdOf, nodeIdProblem } from './node-id.ts';
+import { structToJson } from '../envoy/struct.ts';
+import { DEFAULT_PLACEMENT, peerIp, placementOf, type ProxyPlacement } from './node-metadata.ts';
 import { buildSnapshot, encodeChecked, isWildcardType, PUSH_ORDER, versionOf, type EncodedResource, type Snapshot } from './snapshot.ts';
-import type { AffectedPredicate, Authenticate, ConfigSource, ProxyIdentity, SecretSource, StreamCredential, XdsLog } from './sources.ts';
+import type { AffectedPredicate, Authenticate, ConfigSource, OnConnected, ProxyIdentity, SecretSource, StreamCredential, XdsLog } from './sources.ts';
 
 export interface XdsServerOptions {
   readonly source: ConfigSource;
@@ -55,7 +63,12 @@ export interface XdsServerOptions {
   readonly clock?: Clock;
   /** How long a stream waits for more requests or changes before responding (default 10 ms). */
   readonly coalesceMs?: number;
+  /** Told when a stream's node is accepted, and (through what it returns) when that stream ends. */
+  readonly onConnected?: OnConnected;
 }
+
+/** How many NACKs a stream's status remembers. */
+export const NACK_HISTORY = 10;
 
 export interface AckRecord {
   readonly version: string;
@@ -89,6 +102,10 @@ export interface ProxyStatus {
   readonly lastSent: Readonly<Record<string, SentRecord>>;
   readonly lastAck: Readonly<Record<string, AckRecord>>;
   readonly lastNack: NackRecord | undefined;
+  /** The latest NACKs, oldest first (at most NACK_HISTORY). */
+  readonly nacks: readonly NackRecord[];
+  /** Where the proxy says it runs (its node.metadata). */
+  readonly placement: ProxyPlacement;
   readonly refusedSecrets: readonly { readonly name: string; readonly at: number }[];
   /** Why the latest configuration was not published (the proxy keeps the previous one). */
   readonly configError: { readonly problems: readonly string[]; readonly at: number } | undefined;
@@ -212,6 +229,7 @@ interface StreamDeps {
   readonly log: XdsLog;
   readonly clock: Clock;
   readonly coalesceMs: number;
+  readonly onConnected: OnConnected | undefined;
 }
 
 interface TypeState {
@@ -242,6 +260,8 @@ class AdsStream {
   #credential: StreamCredential | undefined;
   #cancelExpiry: (() => void) | undefined;
   #nodeId: string | undefined;
+  #placement: ProxyPlacement = DEFAULT_PLACEMENT;
+  #release: Promise<(() => Promise<void> | void) | undefined> | undefined;
   #snapshot: Snapshot | undefined;
   #chain: Promise<void> = Promise.resolve();
   #pending = 0;
@@ -252,7 +272,7 @@ class AdsStream {
   // status
   readonly #lastSent: Record<string, SentRecord> = {};
   readonly #lastAck: Record<string, AckRecord> = {};
-  #lastNack: NackRecord | undefined;
+  readonly #nacks: NackRecord[] = [];
   readonly #refused: { name: string; at: number }[] = [];
   #configError: { problems: string[]; at: number } | undefined;
   #stale = 0;
@@ -286,7 +306,9 @@ class AdsStream {
       connectedAt: this.#connectedAt,
       lastSent: { ...this.#lastSent },
       lastAck: { ...this.#lastAck },
-      lastNack: this.#lastNack,
+      lastNack: this.#nacks.at(-1),
+      nacks: [...this.#nacks],
+      placement: this.#placement,
       refusedSecrets: [...this.#refused],
       configError: this.#configError,
       staleRequests: this.#stale,
@@ -399,8 +421,15 @@ class AdsStream {
         this.#opts.log('warn', 'xDS node id refused', { nodeId, identity: nodeIdOf(identity), spiffeId: identity.spiffeId });
         throw new StreamRefused(grpc.status.PERMISSION_DENIED, problem);
       }
+      try {
+        this.#placement = placementOf(structToJson(req.node?.metadata));
+      } catch (e) {
+        if (e instanceof BadRequestError) throw new StreamRefused(grpc.status.INVALID_ARGUMENT, e.message);
+        throw e;
+      }
       this.#nodeId = nodeId;
       this.#opts.log('info', 'xDS proxy connected', { stream: this.id, nodeId, spiffeId: identity.spiffeId });
+      this.#connected(identity);
       await this.#recompute();
     } else if (nodeId && nodeId !== this.#nodeId) {
       throw new StreamRefused(grpc.status.PERMISSION_DENIED, `node.id changed on the stream from "${this.#nodeId}" to "${nodeId}"`);
@@ -427,7 +456,8 @@ class AdsStream {
     const at = this.#opts.clock.now();
     if (req.errorDetail) {
       const message = req.errorDetail.message ?? '';
-      this.#lastNack = { typeUrl, version: st.sentVersion ?? '', nonce, message, at };
+      this.#nacks.push({ typeUrl, version: st.sentVersion ?? '', nonce, message, at });
+      if (this.#nacks.length > NACK_HISTORY) this.#nacks.shift();
       this.#opts.log('warn', 'xDS proxy rejected configuration', { stream: this.id, nodeId: this.#nodeId, typeUrl, version: st.sentVersion, message });
     } else if (req.versionInfo === st.sentVersion && st.sentVersion !== undefined) {
       this.#lastAck[typeUrl] = { version: st.sentVersion, nonce, at };
@@ -439,7 +469,7 @@ class AdsStream {
     const at = this.#opts.clock.now();
     let problems: string[];
     try {
-      const result = buildSnapshot(await this.#opts.source.configFor(identity));
+      const result = buildSnapshot(await this.#opts.source.configFor(identity, this.#placement.options));
       if (result.ok) {
         this.#snapshot = result.snapshot;
         this.#configError = undefined;
@@ -514,11 +544,31 @@ class AdsStream {
     }
   }
 
+  /** Tells onConnected (e.g. the endpoint registry); its release runs when the stream ends. */
+  #connected(identity: ProxyIdentity): void {
+    const onConnected = this.#opts.onConnected;
+    if (!onConnected) return;
+    const fail = (e: unknown) => {
+      this.#opts.log('error', 'xDS proxy registration failed', { stream: this.id, nodeId: this.#nodeId, error: errorText(e) });
+      return undefined;
+    };
+    this.#release = onConnected({ identity, placement: this.#placement, peerAddress: peerIp(this.#call.getPeer()) }).catch(fail);
+  }
+
+  #released(): void {
+    const release = this.#release;
+    this.#release = undefined;
+    void release?.then(async (r) => r?.()).catch((e: unknown) => {
+      this.#opts.log('error', 'xDS proxy deregistration failed', { stream: this.id, nodeId: this.#nodeId, error: errorText(e) });
+    });
+  }
+
   #end(refusal: StreamRefused | undefined): void {
     if (this.#ended) return;
     this.#ended = true;
     clearTimeout(this.#flushTimer);
     this.#cancelExpiry?.();
+    this.#released();
     try {
       if (refusal) this.#call.emit('error', { code: refusal.code, details: refusal.message });
       else this.#call.end();
@@ -533,6 +583,7 @@ class AdsStream {
     this.#ended = true;
     clearTimeout(this.#flushTimer);
     this.#cancelExpiry?.();
+    this.#released();
     this.#onEnd(this);
   }
 }
@@ -547,7 +598,7 @@ export function createXdsServer(options: XdsServerOptions): XdsServer {
   let closed = false;
 
   const rules = new ClosureRules();
-  const streamOpts: StreamDeps = { rules, source: options.source, secrets: options.secrets, authenticate: options.authenticate, log, clock, coalesceMs: options.coalesceMs ?? 10 };
+  const streamOpts: StreamDeps = { rules, source: options.source, secrets: options.secrets, authenticate: options.authenticate, log, clock, coalesceMs: options.coalesceMs ?? 10, onConnected: options.onConnected };
   server.addService(adsServiceDefinition(), {
     StreamAggregatedResources: (call: Call) => {
       if (closed) {

@@ -5,13 +5,14 @@ import { dirname } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { protoIncludeDirs } from '../envoy/protos.ts';
+import type { WireStruct } from '../envoy/struct.ts';
 
 export const ADS_SERVICE = 'envoy.service.discovery.v3.AggregatedDiscoveryService';
 
 /** A DiscoveryRequest as proto-loader hands it over (absent fields are undefined). */
 export interface DiscoveryRequest {
   versionInfo?: string;
-  node?: { id?: string; cluster?: string };
+  node?: { id?: string; cluster?: string; metadata?: WireStruct };
   resourceNames?: string[];
   typeUrl?: string;
   responseNonce?: string;

@@ -7,6 +7,7 @@ import { TYPE_URLS } from '../envoy/protos.ts';
 import type { EnvoyConfig } from '../translate/api.ts';
 import type { ProxyStatus } from './ads-server.ts';
 import { currentSdsVersion, XdsBundleDistribution } from './bundle-distribution.ts';
+import { DEFAULT_PLACEMENT } from './node-metadata.ts';
 import type { ConfigSource, ProxyIdentity, SecretSource } from './sources.ts';
 
 const front: ProxyIdentity = { mesh: 'shop', kind: 'virtualNode', name: 'front', spiffeId: 'spiffe://shop.example/front' };
@@ -31,12 +32,12 @@ const secrets: SecretSource = {
 };
 const status = (identity: ProxyIdentity, sdsVersion?: string): ProxyStatus => ({
   stream: 1, identity, nodeId: `mesh/${identity.mesh}/virtualNode/${identity.name}`, peer: 'test', connectedAt: 0, lastSent: {},
-  lastAck: sdsVersion ? { [TYPE_URLS.secret]: { version: sdsVersion, nonce: 'n', at: 0 } } : {}, lastNack: undefined,
+  lastAck: sdsVersion ? { [TYPE_URLS.secret]: { version: sdsVersion, nonce: 'n', at: 0 } } : {}, lastNack: undefined, nacks: [], placement: DEFAULT_PLACEMENT,
   refusedSecrets: [], configError: undefined, staleRequests: 0,
 });
 
 test('before the xDS server is attached, every proxy holds (there is none)', async () => {
-  assert.equal(await new XdsBundleDistribution().allHold('ca-1'), true);
+  assert.deepEqual(await new XdsBundleDistribution().lacking('ca-1'), []);
 });
 
 test('a proxy holds the CA once it ACKed the current bundle; proxies without a bundle secret or of other trust domains do not matter', async () => {
@@ -46,11 +47,11 @@ test('a proxy holds the CA once it ACKed the current bundle; proxies without a b
   let proxies: ProxyStatus[] = [status(front, oldVersion), status(files), status(other)];
   const d = new XdsBundleDistribution();
   d.attach({ authority, proxies: () => proxies, source, secrets });
-  assert.equal(await d.allHold('ca-1'), true, 'the ACKed version is the current one');
+  assert.deepEqual(await d.lacking('ca-1'), [], 'the ACKed version is the current one');
   bundlePem = 'OLD+NEW'; // the new CA joined the bundle; front has not ACKed it yet
-  assert.equal(await d.allHold('ca-1'), false);
+  assert.deepEqual(await d.lacking('ca-1'), ['mesh/shop/virtualNode/front']);
   proxies = [status(front), status(files), status(other)];
-  assert.equal(await d.allHold('ca-1'), false, 'no SDS ACK at all');
+  assert.deepEqual(await d.lacking('ca-1'), ['mesh/shop/virtualNode/front'], 'no SDS ACK at all');
   proxies = [status(front, await currentSdsVersion(secrets, front, names)), status(files), status(other)];
-  assert.equal(await d.allHold('ca-1'), true);
+  assert.deepEqual(await d.lacking('ca-1'), []);
 });

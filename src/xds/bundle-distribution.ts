@@ -16,6 +16,7 @@ import type { BundleDistribution } from '../ca/rotation.ts';
 import { TYPE_URLS } from '../envoy/protos.ts';
 import type { ProxyStatus } from './ads-server.ts';
 import { classifySecretName } from './ca-secret-source.ts';
+import { nodeIdOf } from './node-id.ts';
 import { encodeNamed, versionOf, type EncodedResource } from './snapshot.ts';
 import type { ConfigSource, ProxyIdentity, SecretSource } from './sources.ts';
 
@@ -34,15 +35,16 @@ export class XdsBundleDistribution implements BundleDistribution {
     this.#deps = deps;
   }
 
-  async allHold(caId: string): Promise<boolean> {
+  async lacking(caId: string): Promise<string[]> {
     const deps = this.#deps;
-    if (!deps) return true;
+    if (!deps) return [];
     const { trustDomain } = await deps.authority.describeCa(caId);
+    const lacking = new Set<string>();
     for (const p of deps.proxies()) {
       if ((await deps.authority.settings(p.identity.mesh)).trustDomain !== trustDomain) continue;
-      if (!(await this.#holds(deps, p, trustDomain))) return false;
+      if (!(await this.#holds(deps, p, trustDomain))) lacking.add(nodeIdOf(p.identity));
     }
-    return true;
+    return [...lacking].sort();
   }
 
   async #holds(deps: BundleDistributionDeps, p: ProxyStatus, trustDomain: string): Promise<boolean> {

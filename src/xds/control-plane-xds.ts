@@ -1,16 +1,19 @@
 // The control plane's xDS server, wired: configuration from the App Mesh store through translate, secrets
 // from the CA, proxies authenticated by their SVIDs, client anchors following every trust bundle, streams
-// ended when their identity or certificate is revoked, and the CA's rotation gate answered from ACKs.
+// ended when their identity or certificate is revoked, the CA's rotation gate answered from ACKs, and each
+// virtual node's sidecar registered in the endpoint registry while it is connected.
 // `keymesh server` and the propagation benchmark both build it here, so they measure and run the same thing.
 import { systemClock, type Clock } from '../base/clock.ts';
 import type { CertificateAuthority } from '../ca/authority.ts';
 import { BUNDLE_STATUSES } from '../ca/bundles.ts';
+import type { EndpointRegistry } from '../discovery/endpoint-registry.ts';
 import { normalizeSerial } from '../store/ca-store.ts';
 import type { ResourceStore } from '../store/store.ts';
 import { createXdsServer, type XdsServer } from './ads-server.ts';
 import type { XdsBundleDistribution } from './bundle-distribution.ts';
 import { CaSecretSource } from './ca-secret-source.ts';
-import type { XdsLog } from './sources.ts';
+import { registrationOf } from './node-metadata.ts';
+import type { OnConnected, XdsLog } from './sources.ts';
 import { StoreConfigSource } from './store-config-source.ts';
 
 export interface ControlPlaneXdsOptions {
@@ -18,6 +21,8 @@ export interface ControlPlaneXdsOptions {
   authority: CertificateAuthority;
   /** The distribution the authority was built with; attached here to the running server. */
   distribution: XdsBundleDistribution;
+  /** Where sidecars register their instances (EDS); omitted: none (DNS clusters only). */
+  registry?: EndpointRegistry;
   /** The server's own certificate (the control-plane one) and, as client anchor while no mesh has a CA, its CA. */
   tls: { certPem: string; keyPem: string; caCertPem: string };
   log?: XdsLog;
@@ -37,9 +42,18 @@ export async function createControlPlaneXds(o: ControlPlaneXdsOptions): Promise<
   const { authority, store } = o;
   const clock = o.clock ?? systemClock;
   const onError = o.onError ?? ((what, e) => o.log?.('error', `${what}: ${(e as Error).message}`));
+  const registry = o.registry;
   const configSource = new StoreConfigSource({
     store,
     acmIssuers: async (mesh) => Object.fromEntries((await authority.listCertificates(mesh)).map((c) => [c.arn, c.caArn])),
+    ...(registry ? { endpoints: (mesh: string) => registry.list({ mesh }) } : {}),
+  });
+  const unwatchEndpoints = registry?.watch((mesh) => configSource.endpointsChanged(mesh));
+  // A virtual node's sidecar is an instance of its node for as long as it stays connected (plus the grace).
+  const onConnected: OnConnected | undefined = registry && (async ({ identity, placement, peerAddress }) => {
+    const at = identity.kind === 'virtualNode' ? registrationOf(placement, peerAddress) : undefined;
+    if (!at) return () => {};
+    return registry.attach({ mesh: identity.mesh, virtualNode: identity.name, ...at });
   });
   const secretSource = new CaSecretSource({ authority, store });
   // Before any mesh has a CA the control-plane CA is the only anchor, so Node never falls back to public roots.
@@ -53,6 +67,7 @@ export async function createControlPlaneXds(o: ControlPlaneXdsOptions): Promise<
     },
     tls: await material(),
     ...(o.log ? { log: o.log } : {}),
+    ...(onConnected ? { onConnected } : {}),
   });
   o.distribution.attach({ authority, proxies: () => server.proxies(), source: configSource, secrets: secretSource });
 
@@ -86,6 +101,7 @@ export async function createControlPlaneXds(o: ControlPlaneXdsOptions): Promise<
       unwatchBundles();
       unwatchCertificates();
       unwatchRevocations();
+      unwatchEndpoints?.();
       await tlsUpdates;
       await revocationChecks;
       await server.close();

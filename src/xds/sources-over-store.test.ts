@@ -1,6 +1,8 @@
 // StoreConfigSource over a memory store, and the secret-name rules of CaSecretSource.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { EndpointRegistry } from '../discovery/endpoint-registry.ts';
+import { MemoryEndpointStore } from '../store/memory/memory-endpoint-store.ts';
 import { MemoryStore } from '../store/memory/memory-store.ts';
 import { record } from '../translate/test-fixtures.ts';
 import { classifySecretName, specReferencesCertificate } from './ca-secret-source.ts';
@@ -39,6 +41,34 @@ test('StoreConfigSource translates from the store, caches the mesh view and inva
   source.close();
   await store.update({ ...stored, rev: stored.rev + 1 }, stored.rev + 1).catch(() => {});
   assert.equal(seen.length, 1, 'no notification after close');
+});
+
+test("StoreConfigSource: registered instances become the node's EDS assignment; a change of membership re-reads them", async () => {
+  const store = new MemoryStore();
+  await store.create(record('mesh', 'm', 'm', {}));
+  await store.create(record('virtualNode', 'm', 'backend', backend));
+  await store.create(record('virtualNode', 'm', 'client', { backends: [{ virtualService: { virtualServiceName: 'backend.local' } }] }));
+  await store.create(record('virtualService', 'm', 'backend.local', { provider: { virtualNode: { virtualNodeName: 'backend' } } }));
+  const registry = new EndpointRegistry({ store: new MemoryEndpointStore() });
+  const source = new StoreConfigSource({ store, endpoints: (mesh) => registry.list({ mesh }) });
+  registry.watch((mesh) => source.endpointsChanged(mesh));
+  const seen: AffectedPredicate[] = [];
+  source.watch((a) => seen.push(a));
+  const cluster = 'cds_egress_m_backend_http_9080';
+  const typeOf = async () => (await source.configFor(node('m', 'client'))).clusters.find((c) => c.name === cluster)?.type;
+
+  assert.equal(await typeOf(), 'LOGICAL_DNS', 'no instance: DNS on the hostname');
+  const release = await registry.attach({ mesh: 'm', virtualNode: 'backend', address: '127.0.0.1', port: 15010 });
+  assert.equal(seen.length, 1);
+  const config = await source.configFor(node('m', 'client'), { ingressPort: 15020, egressPort: 15021, listenAddress: '127.0.0.1' });
+  assert.equal(config.clusters.find((c) => c.name === cluster)?.type, 'EDS');
+  assert.match(JSON.stringify(config.clusterLoadAssignments.find((a) => a.clusterName === cluster)), /"address":"127\.0\.0\.1","portValue":15010/);
+  assert.match(JSON.stringify(config.listeners), /15021/, "the proxy's own egress port");
+  await release();
+  assert.equal(await typeOf(), 'EDS', 'kept during the grace period');
+  await registry.deregister({ mesh: 'm', virtualNode: 'backend', instance: '127.0.0.1:15010' });
+  assert.equal(await typeOf(), 'LOGICAL_DNS');
+  source.close();
 });
 
 test('secret names: trust domains, CA ARN lists, managed certificates, and SVIDs (never served)', () => {

@@ -2,6 +2,7 @@
 // the store, the translation or the CA: who a connected proxy is, its Envoy configuration, and its secrets.
 import type { X509Certificate } from '@peculiar/x509';
 import type { EnvoyConfig } from '../translate/api.ts';
+import type { PlacementOptions, ProxyPlacement } from './node-metadata.ts';
 
 export type ProxyKind = 'virtualNode' | 'virtualGateway';
 
@@ -13,6 +14,19 @@ export interface ProxyIdentity {
   readonly spiffeId: string;
 }
 
+/** A proxy whose stream was accepted: who it is, where it runs, and the IP address it connects from. */
+export interface ConnectedProxy {
+  readonly identity: ProxyIdentity;
+  readonly placement: ProxyPlacement;
+  readonly peerAddress: string | undefined;
+}
+
+/**
+ * Called once a stream's node is accepted (e.g. to register the proxy's instance); the function it resolves to
+ * is called when that stream ends. A rejection is logged and the stream goes on.
+ */
+export type OnConnected = (proxy: ConnectedProxy) => Promise<() => Promise<void> | void>;
+
 /** Called with an identity; true when a change may alter that proxy's configuration or secrets. */
 export type AffectedPredicate = (proxy: ProxyIdentity) => boolean;
 
@@ -20,8 +34,11 @@ export type AffectedPredicate = (proxy: ProxyIdentity) => boolean;
 export type Watch = (listener: (affected: AffectedPredicate) => void) => () => void;
 
 export interface ConfigSource {
-  /** The proxy's whole configuration (translate's output). A rejection is logged; nothing is published. */
-  configFor(proxy: ProxyIdentity): Promise<EnvoyConfig>;
+  /**
+   * The proxy's whole configuration (translate's output), for a proxy placed as `placement` says (its
+   * node.metadata). A rejection is logged; nothing is published.
+   */
+  configFor(proxy: ProxyIdentity, placement?: PlacementOptions): Promise<EnvoyConfig>;
   watch: Watch;
 }
 

@@ -7,13 +7,18 @@
 //   and always correct (translation of one proxy can read any resource of its mesh: backends, routers, routes,
 //   gateway routes, other nodes' listeners and TLS); the xDS server only pushes when a proxy's resources really
 //   changed (versions are content hashes), so the cost is one translation per proxy of the mesh per change.
-// - Endpoints: no registry yet, so every translation gets an empty map (DNS service discovery → STRICT_DNS
-//   clusters on the node's hostname).
+// - Endpoints: the registered instances of the mesh (endpointsByNode), read once per change like the view and
+//   re-read when the registry reports a change of membership (endpointsChanged). A node with no instance and
+//   DNS service discovery gets a DNS cluster on its hostname.
+// - Per proxy: its placement (node.metadata: listen address, ingress/egress ports) goes into translate's options.
 import { NotFoundError } from '../errors/index.ts';
 import type { ResourceRecord } from '../model/resource.ts';
 import type { ResourceStore } from '../store/store.ts';
-import type { EnvoyConfig, MeshView, TranslateOptions } from '../translate/api.ts';
+import type { EndpointRecord } from '../store/endpoint-store.ts';
+import type { Endpoint, EnvoyConfig, MeshView, TranslateOptions } from '../translate/api.ts';
 import { translate } from '../translate/translate.ts';
+import { endpointsByNode } from './endpoints-by-node.ts';
+import type { PlacementOptions } from './node-metadata.ts';
 import type { AffectedPredicate, ConfigSource, ProxyIdentity } from './sources.ts';
 
 export interface StoreConfigSourceOptions {
@@ -24,6 +29,41 @@ export interface StoreConfigSourceOptions {
    * client policy validates an ACM server certificate against its CA, as App Mesh does.
    */
   readonly acmIssuers?: (mesh: string) => Promise<Readonly<Record<string, string>>>;
+  /** The registered instances of a mesh (EndpointRegistry.list); none when omitted. */
+  readonly endpoints?: (mesh: string) => Promise<readonly EndpointRecord[]>;
+}
+
+type Endpoints = Readonly<Record<string, readonly Endpoint[]>>;
+
+/** One promise per mesh, made on first use and forgotten on a change (or when it fails). */
+class PerMesh<T> {
+  readonly #entries = new Map<string, Promise<T>>();
+  readonly #read: (mesh: string) => Promise<T>;
+
+  constructor(read: (mesh: string) => Promise<T>) {
+    this.#read = read;
+  }
+
+  get(mesh: string): Promise<T> {
+    let entry = this.#entries.get(mesh);
+    if (!entry) {
+      const made = this.#read(mesh);
+      entry = made;
+      this.#entries.set(mesh, made);
+      made.catch(() => {
+        if (this.#entries.get(mesh) === made) this.#entries.delete(mesh);
+      });
+    }
+    return entry;
+  }
+
+  forget(mesh: string): void {
+    this.#entries.delete(mesh);
+  }
+
+  clear(): void {
+    this.#entries.clear();
+  }
 }
 
 /** Groups one mesh's records into the view translate reads; NotFoundError when the mesh does not exist. */
@@ -45,54 +85,35 @@ export function meshViewOf(mesh: string, records: readonly ResourceRecord[]): Me
 export class StoreConfigSource implements ConfigSource {
   readonly #store: ResourceStore;
   readonly #options: TranslateOptions | undefined;
-  readonly #acmIssuers: StoreConfigSourceOptions['acmIssuers'];
-  readonly #views = new Map<string, Promise<MeshView>>();
+  readonly #views: PerMesh<MeshView>;
   /** acmIssuers per mesh, read once per change like the view (not once per proxy). */
-  readonly #issuers = new Map<string, Promise<Readonly<Record<string, string>>>>();
+  readonly #issuers: PerMesh<Readonly<Record<string, string>>> | undefined;
+  readonly #endpoints: PerMesh<Endpoints> | undefined;
   readonly #listeners = new Set<(affected: AffectedPredicate) => void>();
   readonly #unwatchStore: () => void;
 
   constructor(options: StoreConfigSourceOptions) {
     this.#store = options.store;
     this.#options = options.translateOptions;
-    this.#acmIssuers = options.acmIssuers;
+    this.#views = new PerMesh((mesh) => this.#store.listMesh(mesh).then((records) => meshViewOf(mesh, records)));
+    this.#issuers = options.acmIssuers && new PerMesh(options.acmIssuers);
+    const endpoints = options.endpoints;
+    this.#endpoints = endpoints && new PerMesh(async (mesh) => endpointsByNode(await this.view(mesh), await endpoints(mesh)));
     this.#unwatchStore = this.#store.watch((change) => this.meshChanged(change.record.mesh));
   }
 
   /** The cached view of a mesh, read from the store when there is none. */
   view(mesh: string): Promise<MeshView> {
-    let view = this.#views.get(mesh);
-    if (!view) {
-      view = this.#store.listMesh(mesh).then((records) => meshViewOf(mesh, records));
-      this.#views.set(mesh, view);
-      // A failed read is not cached.
-      view.catch(() => {
-        if (this.#views.get(mesh) === view) this.#views.delete(mesh);
-      });
-    }
-    return view;
+    return this.#views.get(mesh);
   }
 
-  async configFor(proxy: ProxyIdentity): Promise<EnvoyConfig> {
-    const [view, acmIssuers] = await Promise.all([this.view(proxy.mesh), this.#issuersOf(proxy.mesh)]);
+  async configFor(proxy: ProxyIdentity, placement?: PlacementOptions): Promise<EnvoyConfig> {
+    const [view, acmIssuers, endpoints] = await Promise.all([this.view(proxy.mesh), this.#issuers?.get(proxy.mesh), this.#endpoints?.get(proxy.mesh)]);
+    const options = { ...this.#options, ...placement };
     return translate({
-      view, proxy: { kind: proxy.kind, name: proxy.name }, endpoints: {},
-      ...(this.#options ? { options: this.#options } : {}), ...(acmIssuers ? { acmIssuers } : {}),
+      view, proxy: { kind: proxy.kind, name: proxy.name }, endpoints: endpoints ?? {},
+      ...(Object.keys(options).length > 0 ? { options } : {}), ...(acmIssuers ? { acmIssuers } : {}),
     });
-  }
-
-  #issuersOf(mesh: string): Promise<Readonly<Record<string, string>>> | undefined {
-    const read = this.#acmIssuers;
-    if (!read) return undefined;
-    let issuers = this.#issuers.get(mesh);
-    if (!issuers) {
-      issuers = read(mesh);
-      this.#issuers.set(mesh, issuers);
-      issuers.catch(() => {
-        if (this.#issuers.get(mesh) === issuers) this.#issuers.delete(mesh);
-      });
-    }
-    return issuers;
   }
 
   watch = (listener: (affected: AffectedPredicate) => void): (() => void) => {
@@ -103,8 +124,19 @@ export class StoreConfigSource implements ConfigSource {
 
   /** Drops the cached view and tells the watchers that every proxy of the mesh may be affected. */
   meshChanged(mesh: string): void {
-    this.#views.delete(mesh);
-    this.#issuers.delete(mesh);
+    this.#views.forget(mesh);
+    this.#issuers?.forget(mesh);
+    this.#endpoints?.forget(mesh);
+    this.#notify(mesh);
+  }
+
+  /** The mesh's registered instances changed: re-read them (the view stays) and re-translate its proxies. */
+  endpointsChanged(mesh: string): void {
+    this.#endpoints?.forget(mesh);
+    this.#notify(mesh);
+  }
+
+  #notify(mesh: string): void {
     const affected: AffectedPredicate = (p) => p.mesh === mesh;
     for (const l of [...this.#listeners]) l(affected);
   }
@@ -114,6 +146,7 @@ export class StoreConfigSource implements ConfigSource {
     this.#unwatchStore();
     this.#listeners.clear();
     this.#views.clear();
-    this.#issuers.clear();
+    this.#issuers?.clear();
+    this.#endpoints?.clear();
   }
 }

@@ -5,6 +5,7 @@ import type { X509Certificate } from '@peculiar/x509';
 import { uriSans } from '../ca/cert-facts.ts';
 import { parseSpiffeId } from '../ca/spiffe.ts';
 import { decodeResource, TYPE_URLS } from '../envoy/protos.ts';
+import { jsonToStruct } from '../envoy/struct.ts';
 import { TrustError } from '../errors/index.ts';
 import { createRootCa, issueLeaf } from '../pki/issue.ts';
 import { exportPrivateKeyPem, generateKeyPair } from '../pki/keys.ts';
@@ -12,6 +13,7 @@ import { toPem } from '../pki/pem.ts';
 import { verifyChain } from '../pki/verify.ts';
 import type { EnvoyConfig, JsonObject } from '../translate/api.ts';
 import { adsClientConstructor, type DiscoveryRequest, type DiscoveryResponse } from './ads-service.ts';
+import type { PlacementOptions } from './node-metadata.ts';
 import type { AffectedPredicate, Authenticate, ConfigSource, ProxyIdentity, SecretSource } from './sources.ts';
 
 export const MESH = 'shop';
@@ -137,14 +139,17 @@ export class MemoryConfigSource implements ConfigSource {
   readonly #configs = new Map<string, EnvoyConfig>();
   readonly #listeners = new Set<(affected: AffectedPredicate) => void>();
   calls = 0;
+  /** The placement options of the latest configFor per proxy name. */
+  readonly placements = new Map<string, PlacementOptions | undefined>();
 
   set(name: string, config: EnvoyConfig): void {
     this.#configs.set(name, config);
     for (const l of this.#listeners) l((p) => p.name === name);
   }
 
-  async configFor(proxy: ProxyIdentity): Promise<EnvoyConfig> {
+  async configFor(proxy: ProxyIdentity, placement?: PlacementOptions): Promise<EnvoyConfig> {
     this.calls++;
+    this.placements.set(proxy.name, placement);
     const c = this.#configs.get(proxy.name);
     if (!c) throw new Error(`no configuration for ${proxy.name}`);
     return c;
@@ -189,6 +194,8 @@ export class AdsClient {
   #statusWaiter: (() => void) | undefined;
   #nodeSent = false;
   readonly nodeId: string;
+  /** node.metadata sent with the node (plain JSON). */
+  metadata: Record<string, unknown> | undefined;
 
   constructor(port: number, pki: Pki, pems: Pems | undefined, nodeId: string, caPem = pki.caPem) {
     this.nodeId = nodeId;
@@ -226,7 +233,9 @@ export class AdsClient {
       responseNonce: req.nonce ?? '',
     };
     if (req.error !== undefined) msg.errorDetail = { code: 3, message: req.error };
-    if (!this.#nodeSent || req.nodeId !== undefined) msg.node = { id: req.nodeId ?? this.nodeId, cluster: 'test' };
+    if (!this.#nodeSent || req.nodeId !== undefined) {
+      msg.node = { id: req.nodeId ?? this.nodeId, cluster: 'test', ...(this.metadata ? { metadata: jsonToStruct(this.metadata) } : {}) };
+    }
     this.#nodeSent = true;
     this.#call.write(msg);
   }

@@ -145,7 +145,7 @@ test('CA rotation under live mTLS traffic: no handshake fails, and afterwards th
     }
     // Activation asks whether every proxy holds the new bundle; here the proxies are the workloads, and
     // each answers from the bundle its TLS contexts actually use.
-    const distribution: BundleDistribution = { allHold: async (caId) => workloads.every((w) => w.holds(caId)) };
+    const distribution: BundleDistribution = { lacking: async (caId) => workloads.filter((w) => !w.holds(caId)).map((w) => w.name) };
     const listenerErrors: unknown[] = [];
     const authority = new CertificateAuthority({
       caStore, resources, dataDir, clock: systemClock, region: REGION, account: ACCOUNT, distribution, onListenerError: (e) => listenerErrors.push(e),

@@ -185,11 +185,12 @@ describe('xDS from a real keymesh server', () => {
     assert.equal(ingress.address.socketAddress.portValue, 15000);
     // STRICT TLS with file certificates: the transport socket reads the seed's files.
     assert.match(JSON.stringify(ingress), /\/keys\/colorteller_cert_chain\.pem/);
-    assert.deepEqual(cds.resources.map((c) => c.name), [`cds_ingress_${MESH}_colorteller_http_9080`]);
+    // Its local application, and (DROP_ALL, App Mesh's default) the AWS APIs.
+    assert.deepEqual(cds.resources.map((c) => c.name), [`cds_egress_${MESH}_amazonaws`, `cds_ingress_${MESH}_colorteller_http_9080`]);
     assert.match(cds.versionInfo, /^[0-9a-f]{16}$/);
   });
 
-  test('the gateway gets an egress cluster to the colorteller (DNS, not EDS: no endpoint registry yet)', async () => {
+  test("the gateway gets an EDS cluster to the colorteller whose assignment is the colorteller's connected sidecar", async () => {
     const e = connect('gateway', arnOf('virtualGateway', 'gateway'));
     e.send(T.cluster);
     const cds = await e.next(T.cluster);
@@ -197,8 +198,11 @@ describe('xDS from a real keymesh server', () => {
     const egress = cds.resources.find((c) => String(c.name).startsWith(`cds_egress_${MESH}_colorteller`));
     assert.ok(egress, cds.resources.map((c) => c.name).join(', '));
     assert.equal(egress.name, `cds_egress_${MESH}_colorteller_http_9080`);
-    assert.match(egress.type, /^(STRICT|LOGICAL)_DNS$/);
-    assert.match(JSON.stringify(egress), /colorteller\.appmesh-mtls\.local/);
+    assert.equal(egress.type, 'EDS', 'the colorteller registered when its stream was accepted');
+    e.send(T.clusterLoadAssignment, { names: [egress.name] });
+    const eds = await e.next(T.clusterLoadAssignment);
+    // No placement metadata: the address it connected from, App Mesh's ingress port.
+    assert.deepEqual(eds.resources[0]!.endpoints[0].lbEndpoints.map((l: any) => l.endpoint.address.socketAddress), [{ address: '127.0.0.1', portValue: 15000 }]);
   });
 
   test('aws appmesh update-virtual-node pushes a new listener version within a bounded wait', async () => {

@@ -106,11 +106,15 @@ export async function startKeymeshServer(options: StartOptions = {}): Promise<Se
     process: child,
     stdout: () => out,
     stderr: () => err,
+    // The child is unref'd so a failing test cannot hang on it; while we wait for its exit it must keep the
+    // event loop alive, or an after() hook's cleanup could be cut short when the test process runs out of work.
     stop: async () => {
+      child.ref();
       if (child.exitCode === null) child.kill('SIGTERM');
       return exited;
     },
     kill: async () => {
+      child.ref();
       if (child.exitCode === null) child.kill('SIGKILL');
       await exited;
     },

@@ -95,3 +95,51 @@ function ensureOwnerOnlyFile(path: string): void {
     throw new StoreError(`Cannot create the store file ${path}: ${(e as Error).message}`, { cause: e });
   }
 }
+
+/**
+ * One store's own connection to the file: cached statements, write transactions and reads whose errors name
+ * the file and the tables (`what`, e.g. "the CA tables of the store"), and a refusal once closed.
+ */
+export class TableConnection {
+  readonly path: string;
+  readonly #db: DatabaseSync;
+  readonly #what: string;
+  readonly #statements = new Map<string, StatementSync>();
+  #closed = false;
+
+  constructor(path: string, what: string) {
+    this.path = path;
+    this.#what = what;
+    this.#db = openDatabase(path);
+  }
+
+  stmt(sql: string): StatementSync {
+    return cachedStatement(this.#db, this.#statements, sql);
+  }
+
+  /** fn inside BEGIN IMMEDIATE (see immediateTransaction). */
+  write<T>(fn: () => T): T {
+    this.#checkOpen();
+    return immediateTransaction(this.#db, this.path, `Failed writing ${this.#what}`, fn);
+  }
+
+  read<T>(fn: () => T): T {
+    this.#checkOpen();
+    try {
+      return fn();
+    } catch (e) {
+      throw storeError(e, this.path, `Failed reading ${this.#what}`);
+    }
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#statements.clear();
+    this.#db.close();
+  }
+
+  #checkOpen(): void {
+    if (this.#closed) throw new StoreError(`${this.#what[0]!.toUpperCase()}${this.#what.slice(1)} ${this.path} is closed.`);
+  }
+}

@@ -147,6 +147,25 @@ export const MIGRATIONS: readonly Migration[] = [
       ) WITHOUT ROWID;
     `,
   },
+  {
+    version: 3,
+    description: 'endpoint registry: instances of virtual nodes, registered by their proxies or by an operator',
+    sql: `
+      CREATE TABLE endpoints (
+        mesh TEXT NOT NULL,
+        virtual_node TEXT NOT NULL,
+        instance TEXT NOT NULL,
+        address TEXT NOT NULL,
+        port INTEGER NOT NULL,
+        ports TEXT NOT NULL,
+        source TEXT NOT NULL,
+        registered_at INTEGER NOT NULL,
+        expires_at INTEGER,
+        PRIMARY KEY (mesh, virtual_node, instance)
+      ) WITHOUT ROWID;
+      CREATE INDEX endpoints_expiry ON endpoints (expires_at) WHERE expires_at IS NOT NULL;
+    `,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

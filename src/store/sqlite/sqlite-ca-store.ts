@@ -2,14 +2,14 @@
 // openDatabase, so it gets the same WAL / synchronous=FULL / owner-only settings and migrations as SqliteStore;
 // node:sqlite is synchronous, so two connections in one process never interleave inside a transaction, and
 // other processes wait on the write lock (busy timeout). Rotation's invariants are also unique indexes.
-import type { DatabaseSync, SQLInputValue, StatementSync } from 'node:sqlite';
-import { ConflictError, NotFoundError, StoreError } from '../../errors/index.ts';
+import type { SQLInputValue, StatementSync } from 'node:sqlite';
+import { ConflictError, NotFoundError } from '../../errors/index.ts';
 import {
   caSlotMessage, checkCaTransition, NEXT_STATUSES, normalizeSerial, statusTimeField,
   type CaFilter, type CaRecord, type CaSettings, type CaStatus, type CaStore, type IssuedCertificate, type IssuedFilter,
   type JoinTokenRecord, type ManagedCertificateRecord, type RevokedIdentity,
 } from '../ca-store.ts';
-import { cachedStatement, immediateTransaction, openDatabase, storeError } from './connection.ts';
+import { TableConnection } from './connection.ts';
 
 type Row = Record<string, SQLInputValue>;
 
@@ -42,18 +42,16 @@ const JSON_FIELDS = new Set(['subjectAlternativeNames']);
 
 export class SqliteCaStore implements CaStore {
   readonly path: string;
-  readonly #db: DatabaseSync;
-  readonly #statements = new Map<string, StatementSync>();
-  #closed = false;
+  readonly #conn: TableConnection;
 
-  private constructor(path: string, db: DatabaseSync) {
-    this.path = path;
-    this.#db = db;
+  private constructor(conn: TableConnection) {
+    this.path = conn.path;
+    this.#conn = conn;
   }
 
   /** Opens (creating and migrating if needed) the store file at `path`, normally the resource store's keymesh.db. */
   static open(path: string): SqliteCaStore {
-    return new SqliteCaStore(path, openDatabase(path));
+    return new SqliteCaStore(new TableConnection(path, 'the CA tables of the store'));
   }
 
   async getSettings(mesh: string): Promise<CaSettings | undefined> {
@@ -284,10 +282,7 @@ export class SqliteCaStore implements CaStore {
   }
 
   async close(): Promise<void> {
-    if (this.#closed) return;
-    this.#closed = true;
-    this.#statements.clear();
-    this.#db.close();
+    this.#conn.close();
   }
 
   #caIn(id: string, from: readonly CaStatus[], to: CaStatus): CaRecord {
@@ -325,25 +320,15 @@ export class SqliteCaStore implements CaStore {
   }
 
   #transaction<T>(fn: () => T): T {
-    this.#checkOpen();
-    return immediateTransaction(this.#db, this.path, 'Failed writing the CA tables of the store', fn);
+    return this.#conn.write(fn);
   }
 
   #read<T>(fn: () => T): T {
-    this.#checkOpen();
-    try {
-      return fn();
-    } catch (e) {
-      throw storeError(e, this.path, 'Failed reading the CA tables of the store');
-    }
-  }
-
-  #checkOpen(): void {
-    if (this.#closed) throw new StoreError(`The CA store ${this.path} is closed.`);
+    return this.#conn.read(fn);
   }
 
   #stmt(sql: string): StatementSync {
-    return cachedStatement(this.#db, this.#statements, sql);
+    return this.#conn.stmt(sql);
   }
 }
 
