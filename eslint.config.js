@@ -18,6 +18,9 @@ const LAYERS = {
   discovery: ['errors', 'base', 'store'],
   xds: ['errors', 'base', 'model', 'store', 'pki', 'ca', 'envoy', 'translate', 'discovery'],
   api: ['errors', 'base', 'config', 'model', 'mesh', 'pki', 'ca', 'discovery'],
+  // The data plane learns everything over xDS: it never imports the control plane (model, store, mesh, ca,
+  // translate, xds, discovery, api).
+  proxy: ['errors', 'base', 'pki', 'identity', 'envoy'],
   cli: null, // composition root: may import anything
 };
 const ALL = Object.keys(LAYERS);

@@ -29,7 +29,7 @@ import { createCsr } from '../src/pki/csr.ts';
 import { exportPrivateKeyPem, generateKeyPair } from '../src/pki/keys.ts';
 import { SqliteCaStore } from '../src/store/sqlite/sqlite-ca-store.ts';
 import { SqliteStore } from '../src/store/sqlite/sqlite-store.ts';
-import { adsClientConstructor, type DiscoveryRequest, type DiscoveryResponse } from '../src/xds/ads-service.ts';
+import { adsClientConstructor, type DiscoveryRequest, type DiscoveryResponse } from '../src/envoy/ads-service.ts';
 import { XdsBundleDistribution } from '../src/xds/bundle-distribution.ts';
 import { createControlPlaneXds } from '../src/xds/control-plane-xds.ts';
 import { fmtRatio, formatTable } from './harness.ts';

@@ -45,7 +45,7 @@ import type { X509Certificate } from '@peculiar/x509';
 import { systemClock, type Clock } from '../base/clock.ts';
 import { TYPE_URLS } from '../envoy/protos.ts';
 import { x509 } from '../pki/provider.ts';
-import { adsServiceDefinition, type DiscoveryRequest, type DiscoveryResponse } from './ads-service.ts';
+import { adsServiceDefinition, type DiscoveryRequest, type DiscoveryResponse } from '../envoy/ads-service.ts';
 import { XdsServerCredentials, type XdsTlsMaterial } from './credentials.ts';
 import { BadRequestError } from '../errors/index.ts';
 import { nodeIdOf, nodeIdProblem } from './node-id.ts';

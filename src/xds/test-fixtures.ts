@@ -12,7 +12,7 @@ import { exportPrivateKeyPem, generateKeyPair } from '../pki/keys.ts';
 import { toPem } from '../pki/pem.ts';
 import { verifyChain } from '../pki/verify.ts';
 import type { EnvoyConfig, JsonObject } from '../translate/api.ts';
-import { adsClientConstructor, type DiscoveryRequest, type DiscoveryResponse } from './ads-service.ts';
+import { adsClientConstructor, type DiscoveryRequest, type DiscoveryResponse } from '../envoy/ads-service.ts';
 import type { PlacementOptions } from './node-metadata.ts';
 import type { AffectedPredicate, Authenticate, ConfigSource, ProxyIdentity, SecretSource } from './sources.ts';
 

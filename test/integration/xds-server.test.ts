@@ -9,7 +9,7 @@ import { after, before, describe, test } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import { decodeResource, TYPE_URLS as T } from '../../src/envoy/protos.ts';
 import { opensslOk } from '../../src/pki/testing-openssl.ts';
-import { adsClientConstructor, type DiscoveryRequest, type DiscoveryResponse } from '../../src/xds/ads-service.ts';
+import { adsClientConstructor, type DiscoveryRequest, type DiscoveryResponse } from '../../src/envoy/ads-service.ts';
 import * as seed from '../fixtures/seed-specs.ts';
 import { appmeshCli } from '../support/aws-cli.ts';
 import { keymeshAcm } from '../support/keymesh-acm.ts';

@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { decodeResource, TYPE_URLS } from '../../src/envoy/protos.ts';
 import { jsonToStruct } from '../../src/envoy/struct.ts';
-import { adsClientConstructor, type DiscoveryRequest, type DiscoveryResponse } from '../../src/xds/ads-service.ts';
+import { adsClientConstructor, type DiscoveryRequest, type DiscoveryResponse } from '../../src/envoy/ads-service.ts';
 
 export const T = TYPE_URLS;
 

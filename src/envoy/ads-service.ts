@@ -4,8 +4,8 @@ import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
-import { protoIncludeDirs } from '../envoy/protos.ts';
-import type { WireStruct } from '../envoy/struct.ts';
+import { protoIncludeDirs } from './protos.ts';
+import type { WireStruct } from './struct.ts';
 
 export const ADS_SERVICE = 'envoy.service.discovery.v3.AggregatedDiscoveryService';
 

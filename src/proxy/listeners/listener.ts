@@ -1,0 +1,267 @@
+// One running listener: accepts connections, runs the listener filters (tls_inspector / http_inspector on the
+// first bytes, with Envoy's 15 s timeout), picks the filter chain, terminates TLS when the chain has it (with
+// Envoy's peer checks and ssl.* counters), and hands the connection to the chain's network filter.
+//
+// Configuration changes replace the chains for NEW connections; connections already open keep the chain and
+// TLS material they started with (Envoy drains old chains the same way). `close()` stops accepting and waits
+// for open connections up to a drain time, then ends them.
+import { createServer, type Server, type Socket } from 'node:net';
+import { Server as TlsServer, type TLSSocket } from 'node:tls';
+import type { Duplex } from 'node:stream';
+import type { StatsScope } from '../admin/stats.ts';
+import { checkPeer, type PeerProblem, type TlsMaterial } from '../tls/material.ts';
+import type { TlsProvider } from '../tls/provider.ts';
+import type { FilterChainSpec, ListenerSpec } from './compile.ts';
+import { inspect, MAX_INSPECT_BYTES, type Inspection } from './inspect.ts';
+import { withReplay } from './replay.ts';
+import { needsInspection, selectChain } from './select-chain.ts';
+
+/** Envoy's default listener_filters_timeout. */
+export const LISTENER_FILTERS_TIMEOUT_MS = 15_000;
+
+export interface DownstreamConnection {
+  /** Plaintext socket, or the TLS socket once the handshake and peer checks passed. */
+  readonly socket: Duplex;
+  readonly raw: Socket;
+  readonly chain: FilterChainSpec;
+  readonly tls: { readonly version: string; readonly cipher: string; readonly peerSpiffeId: string | undefined; readonly peerCertificate: boolean } | undefined;
+  /** What the first bytes were, when inspected (the HTTP codec uses it to skip its own detection). */
+  readonly inspection: Inspection | undefined;
+  readonly remoteAddress: string;
+  readonly remotePort: number;
+  readonly localPort: number;
+}
+
+/** The network filter of a chain (http_connection_manager or tcp_proxy). */
+export type ChainHandler = (conn: DownstreamConnection) => void;
+
+export interface ListenerDeps {
+  readonly tls: TlsProvider;
+  readonly handlerFor: (chain: FilterChainSpec) => ChainHandler;
+  /** `listener.<address>_<port>.` */
+  readonly stats: StatsScope;
+  readonly log?: (message: string, fields?: Record<string, unknown>) => void;
+  readonly filtersTimeoutMs?: number;
+}
+
+interface ListenerCounters {
+  readonly cxTotal: ReturnType<StatsScope['counter']>;
+  readonly cxActive: ReturnType<StatsScope['gauge']>;
+  readonly noChain: ReturnType<StatsScope['counter']>;
+  readonly filtersTimeout: ReturnType<StatsScope['counter']>;
+  readonly handshake: ReturnType<StatsScope['counter']>;
+  readonly noCertificate: ReturnType<StatsScope['counter']>;
+  readonly connectionError: ReturnType<StatsScope['counter']>;
+  readonly sslProblem: Record<PeerProblem, ReturnType<StatsScope['counter']>>;
+  readonly plaintext: ReturnType<StatsScope['counter']>;
+}
+
+function counters(stats: StatsScope): ListenerCounters {
+  const ssl = stats.scope('ssl');
+  return {
+    cxTotal: stats.counter('downstream_cx_total'),
+    cxActive: stats.gauge('downstream_cx_active'),
+    noChain: stats.counter('no_filter_chain_match'),
+    filtersTimeout: stats.counter('downstream_pre_cx_timeout'),
+    handshake: ssl.counter('handshake'),
+    noCertificate: ssl.counter('no_certificate'),
+    connectionError: ssl.counter('connection_error'),
+    sslProblem: {
+      fail_verify_no_cert: ssl.counter('fail_verify_no_cert'),
+      fail_verify_error: ssl.counter('fail_verify_error'),
+      fail_verify_san: ssl.counter('fail_verify_san'),
+    },
+    // keymesh's own: connections served without TLS, the evidence of who still speaks plaintext.
+    plaintext: stats.counter('keymesh.plaintext_cx_total'),
+  };
+}
+
+/** OpenSSL's reasons for a refused client certificate, as node reports them on the server side. */
+function handshakeProblem(e: Error & { code?: string }): PeerProblem | undefined {
+  const code = e.code ?? '';
+  const text = `${code} ${e.message}`;
+  if (/PEER_DID_NOT_RETURN_A_CERTIFICATE|CERTIFICATE_REQUIRED/i.test(text)) return 'fail_verify_no_cert';
+  if (/CERTIFICATE_VERIFY_FAILED|certificate verify failed|UNKNOWN_CA|unable to get (local )?issuer|CERT_HAS_EXPIRED|self.signed/i.test(text)) return 'fail_verify_error';
+  return undefined;
+}
+
+export class RunningListener {
+  #spec: ListenerSpec;
+  readonly #deps: ListenerDeps;
+  readonly #server: Server;
+  readonly #open = new Set<Socket>();
+  readonly #c: ListenerCounters;
+  readonly #tlsServers = new WeakMap<FilterChainSpec, { key: string; server: TlsServer }>();
+  #inspect: boolean;
+
+  constructor(spec: ListenerSpec, deps: ListenerDeps) {
+    this.#spec = spec;
+    this.#deps = deps;
+    this.#c = counters(deps.stats);
+    this.#inspect = needsInspection(spec.filterChains) && spec.listenerFilters.some((f) => f.name !== 'original_dst');
+    this.#server = createServer({ noDelay: true, pauseOnConnect: false }, (socket) => this.#accept(socket));
+  }
+
+  get spec(): ListenerSpec {
+    return this.#spec;
+  }
+
+  listen(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.#server.once('error', reject);
+      this.#server.listen({ host: this.#spec.address, port: this.#spec.port, ipv6Only: false }, () => {
+        this.#server.off('error', reject);
+        resolve();
+      });
+    });
+  }
+
+  /** New chains for new connections (same address and port). */
+  update(spec: ListenerSpec): void {
+    this.#spec = spec;
+    this.#inspect = needsInspection(spec.filterChains) && spec.listenerFilters.some((f) => f.name !== 'original_dst');
+  }
+
+  /** Stops accepting; open connections get `drainMs` to finish, then are ended. */
+  async close(drainMs = 5000): Promise<void> {
+    const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
+    if (this.#open.size > 0) {
+      const deadline = setTimeout(() => {
+        for (const s of this.#open) s.destroy();
+      }, drainMs);
+      deadline.unref();
+      await closed;
+      clearTimeout(deadline);
+    } else {
+      await closed;
+    }
+  }
+
+  #accept(socket: Socket): void {
+    this.#c.cxTotal.inc();
+    this.#c.cxActive.inc();
+    this.#open.add(socket);
+    socket.once('close', () => {
+      this.#open.delete(socket);
+      this.#c.cxActive.dec();
+    });
+    socket.on('error', () => {}); // the filter reports what it cares about; an RST must not crash the proxy
+    if (!this.#inspect) {
+      this.#dispatch(socket, undefined);
+      return;
+    }
+    let buffered: Buffer = Buffer.alloc(0);
+    const timeoutMs = this.#deps.filtersTimeoutMs ?? LISTENER_FILTERS_TIMEOUT_MS;
+    const timer = setTimeout(() => {
+      socket.off('data', onData);
+      this.#c.filtersTimeout.inc();
+      if (this.#spec.continueOnListenerFiltersTimeout) {
+        socket.pause();
+        this.#dispatch(socket, undefined, buffered);
+      } else {
+        socket.destroy();
+      }
+    }, timeoutMs);
+    const onData = (chunk: Buffer) => {
+      buffered = buffered.length === 0 ? chunk : Buffer.concat([buffered, chunk]);
+      const result = inspect(buffered.length > MAX_INSPECT_BYTES ? buffered.subarray(0, MAX_INSPECT_BYTES) : buffered);
+      if (result === undefined && buffered.length < MAX_INSPECT_BYTES) return;
+      clearTimeout(timer);
+      socket.off('data', onData);
+      socket.pause();
+      this.#dispatch(socket, result ?? { kind: 'other' }, buffered);
+    };
+    socket.on('data', onData);
+    socket.once('close', () => clearTimeout(timer));
+  }
+
+  /** `head`: bytes the listener filters read, to be seen again by TLS or the network filter. */
+  #dispatch(socket: Socket, inspection: Inspection | undefined, head?: Buffer): void {
+    const facts = {
+      destinationPort: socket.localPort ?? this.#spec.port,
+      serverName: inspection?.kind === 'tls' ? inspection.serverName : undefined,
+      transportProtocol: inspection?.kind === 'tls' ? 'tls' as const : 'raw_buffer' as const,
+      applicationProtocols: inspection?.kind === 'tls' ? inspection.alpn : inspection?.kind === 'http' ? [inspection.protocol] : [],
+    };
+    const chain = selectChain(this.#spec.filterChains, facts);
+    if (!chain) {
+      this.#c.noChain.inc();
+      socket.destroy();
+      return;
+    }
+    const handler = this.#deps.handlerFor(chain);
+    const base = { raw: socket, chain, inspection, remoteAddress: socket.remoteAddress ?? '', remotePort: socket.remotePort ?? 0, localPort: socket.localPort ?? 0 };
+    if (!chain.tls) {
+      this.#c.plaintext.inc();
+      if (head && head.length > 0) socket.unshift(head);
+      handler({ ...base, socket, tls: undefined });
+      socket.resume();
+      return;
+    }
+    const transport = head ? withReplay(socket, head) : socket;
+    this.#terminateTls(transport, socket, chain, (tlsSocket, tls) => handler({ ...base, socket: tlsSocket, tls }));
+  }
+
+  /**
+   * TLS through a (never listening) tls.Server per chain and material: node computes the peer verdict
+   * (`authorized`) only for sockets of a tls.Server, so connections are handed to one with 'connection'.
+   */
+  #terminateTls(transport: Duplex, socket: Socket, chain: FilterChainSpec, then: (s: TLSSocket, tls: NonNullable<DownstreamConnection['tls']>) => void): void {
+    const spec = chain.tls!;
+    const provided = this.#deps.tls.get(spec);
+    if (!provided.ok) {
+      // Envoy would not have started the listener; a chain whose material went away refuses the connection.
+      this.#c.connectionError.inc();
+      this.#deps.log?.('TLS material missing for a filter chain', { listener: this.#spec.name, chain: chain.name, missing: provided.missing });
+      socket.destroy();
+      return;
+    }
+    let entry = this.#tlsServers.get(chain);
+    if (!entry || entry.key !== provided.material.key) {
+      entry = { key: provided.material.key, server: this.#tlsServer(chain, provided.material, then) };
+      this.#tlsServers.set(chain, entry);
+    }
+    entry.server.emit('connection', transport);
+    socket.resume();
+  }
+
+  #tlsServer(chain: FilterChainSpec, material: TlsMaterial, then: (s: TLSSocket, tls: NonNullable<DownstreamConnection['tls']>) => void): TlsServer {
+    const spec = chain.tls!;
+    const validates = spec.validation?.trust !== undefined;
+    // A tls.Server builds its own context from these (it ignores a given secureContext).
+    const server = new TlsServer({
+      ...(material.chainPem ? { cert: material.chainPem } : {}),
+      ...(material.keyPem ? { key: material.keyPem } : {}),
+      ...(material.caPem ? { ca: material.caPem } : {}),
+      minVersion: material.minVersion,
+      maxVersion: material.maxVersion,
+      requestCert: validates || spec.requireClientCertificate,
+      // The verdict is ours (checkPeer), after the handshake: node ends a refused connection of a tls.Server
+      // silently, without an event to count it by (ssl.fail_verify_error), when it rejects by itself.
+      rejectUnauthorized: false,
+      ...(spec.alpn.length > 0 ? { ALPNProtocols: [...spec.alpn] } : {}),
+    });
+    server.on('tlsClientError', (e: Error, tlsSocket: TLSSocket) => {
+      const problem = handshakeProblem(e);
+      if (problem) this.#c.sslProblem[problem].inc();
+      else this.#c.connectionError.inc();
+      tlsSocket.destroy();
+    });
+    server.on('secureConnection', (tlsSocket: TLSSocket) => {
+      const peer = tlsSocket.getPeerX509Certificate();
+      const problem = checkPeer(spec, material, peer, tlsSocket.authorized, spec.requireClientCertificate);
+      if (problem) {
+        this.#c.sslProblem[problem].inc();
+        tlsSocket.destroy();
+        return;
+      }
+      this.#c.handshake.inc();
+      if (!peer) this.#c.noCertificate.inc();
+      tlsSocket.on('error', () => {});
+      const cipher = tlsSocket.getCipher();
+      const spiffe = /URI:(spiffe:\/\/[^,\s]+)/.exec(peer?.subjectAltName ?? '')?.[1];
+      then(tlsSocket, { version: tlsSocket.getProtocol() ?? '', cipher: cipher?.name ?? '', peerSpiffeId: spiffe, peerCertificate: peer !== undefined });
+    });
+    return server;
+  }
+}
