@@ -10,6 +10,7 @@ import { registerCertsCommand } from './certs-command.ts';
 import { registerIdentityCommand } from './identity-command.ts';
 import { registerEndpointsCommand } from './endpoints-command.ts';
 import { registerProxiesCommand } from './proxies-command.ts';
+import { registerProxyCommands } from './proxy-command.ts';
 import { startServer } from './server-command.ts';
 
 const program = new Command()
@@ -70,6 +71,7 @@ registerIdentityCommand(program);
 registerProxiesCommand(program);
 registerEndpointsCommand(program);
 registerBootstrapCommand(program);
+registerProxyCommands(program);
 
 function fail(e: unknown): never {
   if (isKeymeshError(e)) {

@@ -4,13 +4,30 @@
 // carries circuit breakers (App Mesh's unlimited defaults unless a connection pool sets them).
 import type { JsonObject } from '../model/json.ts';
 import type { Endpoint } from './api.ts';
-import { adsSource, duration, millis, seconds, T, tcpAddress } from './envoy.ts';
+import { adsSource, duration, millis, seconds, T, tcpAddress, uint32 } from './envoy.ts';
 import { amazonawsClusterName, egressClusterName, ingressClusterName, passthroughClusterName } from './names.ts';
 import type { SecretCollector } from './secrets.ts';
-import type { ClientPolicyTls, ConnectionPool, HealthCheck, NodeListener, OutlierDetection, Protocol, VirtualNodeSpec } from './spec.ts';
+import type { ClientPolicyTls, ConnectionPool, Duration, HealthCheck, NodeListener, OutlierDetection, Protocol, VirtualNodeSpec } from './spec.ts';
 import { upstreamTlsSocket } from './tls-context.ts';
 
-const CONNECT_TIMEOUT = seconds(1);
+/** Every cluster's connect timeout (1 s), a new object each time: outputs share no object (see envoy.ts). */
+function connectTimeout(): JsonObject {
+  return seconds(1);
+}
+
+/**
+ * A Duration Envoy requires to be > 0 (outlier detection's interval and base ejection time, health check
+ * timeout and interval), at least 1 ms. App Mesh accepts 0 for outlier detection (DurationValue has min 0) and
+ * Envoy refuses the cluster, so a 0 becomes 1 ms, the closest valid value Envoy acts on: it reads these
+ * fields as milliseconds, and a sub-millisecond one would arm a 0 ms timer (a busy loop). Omitting outlier
+ * detection instead would silently drop the ejections the operator configured; App Mesh gives 0 the meaning
+ * "disabled" only for timeouts, not here. 1 ms is what 0 asks for: sweep as often as possible (interval), eject
+ * for as short as possible (base ejection; Envoy returns a host at the first sweep after it elapsed).
+ */
+function positiveDuration(d: Duration | number): JsonObject {
+  const out = typeof d === 'number' ? millis(d) : duration(d);
+  return out.seconds === '0' && (out.nanos as number) < 1_000_000 ? millis(1) : out;
+}
 
 function http2Options(protocol: Protocol): JsonObject | undefined {
   if (protocol !== 'http2' && protocol !== 'grpc') return undefined;
@@ -25,10 +42,10 @@ function loadAssignment(clusterName: string, endpoints: readonly { address: stri
 function healthChecks(hc: HealthCheck | undefined): JsonObject[] {
   if (!hc) return [];
   const check: JsonObject = {
-    timeout: millis(hc.timeoutMillis),
-    interval: millis(hc.intervalMillis),
-    healthyThreshold: { value: hc.healthyThreshold },
-    unhealthyThreshold: { value: hc.unhealthyThreshold },
+    timeout: positiveDuration(hc.timeoutMillis),
+    interval: positiveDuration(hc.intervalMillis),
+    healthyThreshold: uint32(hc.healthyThreshold),
+    unhealthyThreshold: uint32(hc.unhealthyThreshold),
   };
   if (hc.protocol === 'tcp') check.tcpHealthCheck = {};
   else if (hc.protocol === 'grpc') check.grpcHealthCheck = {};
@@ -58,18 +75,21 @@ export function circuitBreakers(pool: ConnectionPool | undefined): JsonObject {
     limits.maxConnections = pool.tcp.maxConnections;
   }
   const threshold: JsonObject = {};
-  for (const [k, v] of Object.entries(limits)) threshold[k] = { value: v };
+  for (const [k, v] of Object.entries(limits)) threshold[k] = uint32(v);
   return { thresholds: [threshold] };
 }
 
-/** A target listener's outlier detection: maxServerErrors consecutive 5xx eject a host for baseEjectionDuration. */
+/**
+ * A target listener's outlier detection: maxServerErrors consecutive 5xx eject a host for baseEjectionDuration.
+ * A 0 interval or base ejection duration becomes 1 ms (see positiveDuration); counts are clamped to uint32.
+ */
 export function outlierDetection(od: OutlierDetection | undefined): JsonObject | undefined {
   if (!od) return undefined;
   return {
-    consecutive_5xx: { value: od.maxServerErrors }, // protobufjs keeps '_5xx' (no letter to camelCase)
-    interval: duration(od.interval),
-    baseEjectionTime: duration(od.baseEjectionDuration),
-    maxEjectionPercent: { value: od.maxEjectionPercent },
+    consecutive_5xx: uint32(od.maxServerErrors), // protobufjs keeps '_5xx' (no letter to camelCase)
+    interval: positiveDuration(od.interval),
+    baseEjectionTime: positiveDuration(od.baseEjectionDuration),
+    maxEjectionPercent: uint32(Math.min(od.maxEjectionPercent, 100)), // Envoy: <= 100 (App Mesh: 0-100 too)
   };
 }
 
@@ -85,7 +105,7 @@ function finish(cluster: JsonObject, protocol: Protocol | undefined, pool?: Conn
 export function ingressCluster(mesh: string, node: string, listener: NodeListener, appAddress: string): JsonObject {
   const { port, protocol } = listener.portMapping;
   const name = ingressClusterName(mesh, node, protocol, port);
-  const cluster: JsonObject = { name, type: 'STATIC', connectTimeout: CONNECT_TIMEOUT, loadAssignment: loadAssignment(name, [{ address: appAddress, port }]) };
+  const cluster: JsonObject = { name, type: 'STATIC', connectTimeout: connectTimeout(), loadAssignment: loadAssignment(name, [{ address: appAddress, port }]) };
   const checks = healthChecks(listener.healthCheck);
   if (checks.length > 0) cluster.healthChecks = checks;
   return finish(cluster, protocol, listener.connectionPool);
@@ -96,7 +116,7 @@ export function ingressCluster(mesh: string, node: string, listener: NodeListene
  * gateway listener's connection pool when it has one.
  */
 export function localCluster(name: string, protocol: Protocol, address: string, port: number, pool?: ConnectionPool): JsonObject {
-  const cluster: JsonObject = { name, type: 'STATIC', connectTimeout: CONNECT_TIMEOUT, loadAssignment: loadAssignment(name, [{ address, port }]) };
+  const cluster: JsonObject = { name, type: 'STATIC', connectTimeout: connectTimeout(), loadAssignment: loadAssignment(name, [{ address, port }]) };
   return finish(cluster, protocol, pool);
 }
 
@@ -105,7 +125,7 @@ export function localCluster(name: string, protocol: Protocol, address: string, 
  * dialled (recovered by the egress listener's original_dst filter).
  */
 function originalDstCluster(name: string): JsonObject {
-  return finish({ name, type: 'ORIGINAL_DST', connectTimeout: CONNECT_TIMEOUT, lbPolicy: 'CLUSTER_PROVIDED' }, undefined);
+  return finish({ name, type: 'ORIGINAL_DST', connectTimeout: connectTimeout(), lbPolicy: 'CLUSTER_PROVIDED' }, undefined);
 }
 
 /** Everything outside the mesh (mesh `egressFilter.type: ALLOW_ALL`). */
@@ -163,7 +183,7 @@ export interface EgressClusterInput {
 export function egressCluster(input: EgressClusterInput, secrets: SecretCollector): { cluster: JsonObject; assignment?: JsonObject } {
   const { port, protocol } = input.listener.portMapping;
   const name = egressClusterName(input.mesh, input.node, protocol, port);
-  const cluster: JsonObject = { name, connectTimeout: CONNECT_TIMEOUT };
+  const cluster: JsonObject = { name, connectTimeout: connectTimeout() };
   let assignment: JsonObject | undefined;
   const dns = input.spec.serviceDiscovery?.dns;
   const registered = listenerEndpoints(input.endpoints, port, (input.spec.listeners ?? []).length <= 1);

@@ -7,28 +7,57 @@
 // redirected), since tcp has no Host to route by. Outside the mesh it reaches AWS APIs (a virtual node under
 // DROP_ALL) or everything (ALLOW_ALL).
 import type { JsonObject } from '../model/json.ts';
-import type { Endpoint } from './api.ts';
+import type { Endpoint, SecretRef } from './api.ts';
 import { amazonawsCluster, egressCluster, passthroughCluster } from './clusters.ts';
-import { type AccessLogConfig, duration, HTTP_INSPECTOR, httpConnectionManager, isHttpLike, listenerAddress, ORIGINAL_DST, tcpProxy, TLS_INSPECTOR } from './envoy.ts';
+import { type AccessLogConfig, duration, httpConnectionManager, httpInspectorFilter, isHttpLike, listenerAddress, originalDstFilter, tcpProxy, tlsInspectorFilter } from './envoy.ts';
 import { egressListenerName, egressRouteConfigName } from './names.ts';
 import { clusterSpecifier, retryPolicy, routerRoutes, routerTcpRoute, timeouts } from './routes.ts';
-import type { SecretCollector } from './secrets.ts';
+import { SecretCollector } from './secrets.ts';
 import type { ClientPolicyTls, ConnectionPool, NodeListener, WeightedTarget } from './spec.ts';
+import { upstreamTlsStrength } from './tls-context.ts';
 import type { View } from './view.ts';
 
-/** The clusters (and EDS assignments) a proxy needs, built once per name. */
-export class ClusterSet {
-  readonly clusters = new Map<string, JsonObject>();
-  readonly assignments = new Map<string, JsonObject>();
+interface KeptCluster {
+  readonly cluster: JsonObject;
+  readonly assignment: JsonObject | undefined;
+  /** The SDS secrets this cluster refers to: listed only if the cluster is kept. */
+  readonly secrets: readonly SecretRef[];
+  /** upstreamTlsStrength of its transport socket. */
+  readonly strength: number;
+}
 
-  add(cluster: JsonObject, assignment?: JsonObject): string {
+/**
+ * The clusters (and EDS assignments) a proxy needs, one per name. Several backends of a node can reach the
+ * same target listener (two virtual services provided by one node, or a service and a router target), each
+ * with its own client policy, and so build the same cluster with different client TLS. The kept one is the
+ * STRICTEST (upstreamTlsStrength: TLS with a client certificate and validation > validated TLS > unvalidated
+ * TLS > plaintext), so one backend's weaker or absent policy never downgrades another's enforced mTLS to the
+ * same target; between equally strict ones the first built wins (backends are visited in service name order;
+ * a gateway's listeners by port, so the first gateway listener to reach a cluster decides its limits).
+ * A candidate's secrets are listed only when it is the one kept.
+ */
+export class ClusterSet {
+  readonly #kept = new Map<string, KeptCluster>();
+
+  add(cluster: JsonObject, assignment?: JsonObject, secrets: readonly SecretRef[] = []): string {
     const name = String(cluster.name);
-    // The first backend to reach a target listener decides its client TLS (backends are visited in name order).
-    if (!this.clusters.has(name)) {
-      this.clusters.set(name, cluster);
-      if (assignment) this.assignments.set(name, assignment);
-    }
+    const strength = upstreamTlsStrength(cluster.transportSocket as JsonObject | undefined);
+    const kept = this.#kept.get(name);
+    if (!kept || strength > kept.strength) this.#kept.set(name, { cluster, assignment, secrets, strength });
     return name;
+  }
+
+  clusters(): JsonObject[] {
+    return [...this.#kept.values()].map((k) => k.cluster);
+  }
+
+  assignments(): JsonObject[] {
+    return [...this.#kept.values()].flatMap((k) => (k.assignment ? [k.assignment] : []));
+  }
+
+  /** The secrets of the kept clusters. */
+  secrets(): SecretRef[] {
+    return [...this.#kept.values()].flatMap((k) => k.secrets);
   }
 }
 
@@ -51,13 +80,15 @@ export interface EgressContext {
  */
 export function clusterForListener(ctx: EgressContext, node: string, listener: NodeListener, policy: ClientPolicyTls | undefined, pool?: ConnectionPool): string {
   const spec = ctx.view.nodes.get(node)!.spec;
+  // The candidate's secrets are collected apart: they are listed only if ClusterSet keeps this candidate.
+  const secrets = new SecretCollector();
   const { cluster, assignment } = egressCluster({
     mesh: ctx.view.mesh,
     meshIpPreference: ctx.view.meshSpec.serviceDiscovery?.ipPreference,
     node, spec, listener, endpoints: Object.hasOwn(ctx.endpoints, node) ? ctx.endpoints[node] : undefined, policy, pool,
     acmIssuers: ctx.acmIssuers,
-  }, ctx.secrets);
-  return ctx.clusters.add(cluster, assignment);
+  }, secrets);
+  return ctx.clusters.add(cluster, assignment, secrets.list());
 }
 
 function targetResolver(ctx: EgressContext, policy: ClientPolicyTls | undefined) {
@@ -102,6 +133,7 @@ export function backendRoutes(ctx: EgressContext, backend: Backend, log: AccessL
         const route = routerTcpRoute(routes, port);
         const spec = route && clusterSpecifier(route.targets, resolve);
         if (!spec) continue;
+        // tcp_proxy's weights are plain uint32 (>= 1): clusterSpecifier only lists positive, clamped ones.
         const target = 'cluster' in spec ? String(spec.cluster) : ((spec.weightedClusters as { clusters: JsonObject[] }).clusters.map((c) => ({ name: c.name!, weight: (c.weight as { value: number }).value })));
         tcp.push({ port, filter: tcpProxy(stat(port), target, log, route.timeout?.idle ? duration(route.timeout.idle) : undefined) });
       }
@@ -118,20 +150,32 @@ function outsideHost(name: string, domains: string[], cluster: string): JsonObje
 /**
  * The route configuration: a virtual host per backend service and port, plus the `outside` hosts (`*` to the
  * passthrough, `*.amazonaws.com` to AWS). Envoy prefers exact domains to wildcards, so those only get hosts
- * that are no backend's; a domain a backend names itself stays the backend's (Envoy refuses duplicates).
+ * that are no backend's; a domain a backend names itself stays the backend's.
+ *
+ * Envoy refuses a route configuration that names a domain twice, comparing domains case-insensitively (as
+ * DNS does), and App Mesh service names are case-sensitive: `s.local` and `S.local` can both be backends.
+ * Each domain goes to the first host that names it, ignoring case: services in name order (code-unit order, so
+ * `S.local` before `s.local`; the same rule as two tcp backends on one port), then the outside hosts; a host
+ * left with no domain is dropped. Requests for that name go to the service that kept it.
  */
 export function egressRouteConfiguration(name: string, perService: readonly { service: string; http: PortRoutes[] }[], outside: readonly JsonObject[] = []): JsonObject {
   const virtualHosts: JsonObject[] = [];
-  for (const { service, http } of perService) {
+  const taken = new Set<string>();
+  const claim = (domains: readonly string[]) => domains.filter((d) => {
+    const key = d.toLowerCase();
+    if (taken.has(key)) return false;
+    taken.add(key);
+    return true;
+  });
+  for (const { service, http } of [...perService].sort((a, b) => (a.service < b.service ? -1 : a.service > b.service ? 1 : 0))) {
     const sorted = [...http].sort((a, b) => a.port - b.port);
     sorted.forEach(({ port, routes }, i) => {
-      const domains = i === 0 ? [service, `${service}:${port}`] : [`${service}:${port}`];
-      virtualHosts.push({ name: `${service}:${port}`, domains, routes });
+      const domains = claim(i === 0 ? [service, `${service}:${port}`] : [`${service}:${port}`]);
+      if (domains.length > 0) virtualHosts.push({ name: `${service}:${port}`, domains, routes });
     });
   }
-  const taken = new Set(virtualHosts.flatMap((h) => h.domains as string[]));
   for (const host of outside) {
-    const domains = (host.domains as string[]).filter((d) => !taken.has(d));
+    const domains = claim(host.domains as string[]);
     if (domains.length > 0) virtualHosts.push({ ...host, domains });
   }
   virtualHosts.sort((a, b) => (String(a.name) < String(b.name) ? -1 : 1));
@@ -162,13 +206,12 @@ const AMAZONAWS = 'amazonaws';
  * literally, so `*.amazonaws.com:*` would match nothing: the ports are spelled out (80, the plaintext one;
  * clients usually leave it out).
  */
-const AMAZONAWS_DOMAINS = ['*.amazonaws.com', '*.amazonaws.com:80'];
+const AMAZONAWS_DOMAINS: readonly string[] = Object.freeze(['*.amazonaws.com', '*.amazonaws.com:80']);
 /** What http_inspector reports for plaintext HTTP (h2c: HTTP/2 with prior knowledge, as gRPC clients send). */
-const HTTP_PROTOCOLS = ['http/1.0', 'http/1.1', 'h2c'];
+const HTTP_PROTOCOLS: readonly string[] = Object.freeze(['http/1.0', 'http/1.1', 'h2c']);
 
 /** An inspector that skips the ports of tcp chains (server-first protocols would wait on it; the port decides). */
-function inspector(base: JsonObject, tcpPorts: readonly number[]): JsonObject {
-  const filter: JsonObject = { ...base };
+function inspector(filter: JsonObject, tcpPorts: readonly number[]): JsonObject {
   const rules = tcpPorts.map((p): JsonObject => ({ destinationPortRange: { start: p, end: p + 1 } }));
   if (rules.length === 1) filter.filterDisabled = rules[0]!;
   else if (rules.length > 1) filter.filterDisabled = { orMatch: { rules } };
@@ -191,8 +234,9 @@ function passthroughPieces(ctx: EgressContext, tcpPorts: readonly number[], log:
   return {
     chains: [{ name: 'egress_passthrough', filters: [tcpProxy('egress.passthrough', cluster, log)] }],
     hosts: [outsideHost(PASSTHROUGH, ['*'], cluster)],
-    inspectors: [inspector(HTTP_INSPECTOR, tcpPorts)],
-    httpMatch: { applicationProtocols: HTTP_PROTOCOLS },
+    inspectors: [inspector(httpInspectorFilter(), tcpPorts)],
+    // Copies of the module's constant lists: outputs share no object with each other.
+    httpMatch: { applicationProtocols: [...HTTP_PROTOCOLS] },
   };
 }
 
@@ -211,8 +255,8 @@ function amazonawsPieces(ctx: EgressContext, tcpPorts: readonly number[], log: A
       filterChainMatch: { serverNames: ['*.amazonaws.com'], transportProtocol: 'tls' },
       filters: [tcpProxy('egress.amazonaws', cluster, log)],
     }],
-    hosts: [outsideHost(AMAZONAWS, AMAZONAWS_DOMAINS, cluster)],
-    inspectors: [inspector(TLS_INSPECTOR, tcpPorts)],
+    hosts: [outsideHost(AMAZONAWS, [...AMAZONAWS_DOMAINS], cluster)],
+    inspectors: [inspector(tlsInspectorFilter(), tcpPorts)],
   };
 }
 
@@ -249,7 +293,7 @@ export function egress(ctx: EgressContext, backends: readonly Backend[], opts: E
   const listener: JsonObject = { name: egressListenerName(opts.address, port), address: listenerAddress(opts.address, port), filterChains: chains };
   // original_dst recovers the port the tcp chains match on and the address ORIGINAL_DST clusters connect to.
   const listenerFilters: JsonObject[] = [];
-  if (tcpChains.size > 0 || opts.outside !== 'none') listenerFilters.push(ORIGINAL_DST);
+  if (tcpChains.size > 0 || opts.outside !== 'none') listenerFilters.push(originalDstFilter());
   listenerFilters.push(...extra.inspectors);
   if (listenerFilters.length > 0) listener.listenerFilters = listenerFilters;
   // A connection that never speaks first (a server-first protocol, an idle pre-connected client) would be

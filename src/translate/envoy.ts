@@ -19,27 +19,80 @@ export const T = {
 /**
  * Listener filters: original_dst restores the address iptables redirected from (for port matches and
  * ORIGINAL_DST clusters); tls_inspector detects TLS with its SNI and ALPN; http_inspector plaintext HTTP.
+ *
+ * Builders, not shared constants: every object in a translate output is its own, so a consumer that changes
+ * one output (the proxy, a test) cannot change another proxy's output or the next translation.
  */
-export const ORIGINAL_DST: JsonObject = { name: 'envoy.filters.listener.original_dst', typedConfig: { '@type': T.originalDst } };
-export const TLS_INSPECTOR: JsonObject = { name: 'envoy.filters.listener.tls_inspector', typedConfig: { '@type': T.tlsInspector } };
-export const HTTP_INSPECTOR: JsonObject = { name: 'envoy.filters.listener.http_inspector', typedConfig: { '@type': T.httpInspector } };
+export function originalDstFilter(): JsonObject {
+  return { name: 'envoy.filters.listener.original_dst', typedConfig: { '@type': T.originalDst } };
+}
+export function tlsInspectorFilter(): JsonObject {
+  return { name: 'envoy.filters.listener.tls_inspector', typedConfig: { '@type': T.tlsInspector } };
+}
+export function httpInspectorFilter(): JsonObject {
+  return { name: 'envoy.filters.listener.http_inspector', typedConfig: { '@type': T.httpInspector } };
+}
 
 /** Resources and secrets come over the proxy's one ADS stream. */
 export function adsSource(): JsonObject {
   return { ads: {}, resourceApiVersion: 'V3' };
 }
 
+/**
+ * The longest Duration keymesh emits: 9223372035 s (about 292 years). Protobuf allows 315576000000 s, but Envoy
+ * converts most durations to int64 nanoseconds or milliseconds and refuses any whose seconds exceed
+ * INT64_MAX / 1e9 = 9223372036 ("Duration out-of-range", validateDurationAsMilliseconds); one second less
+ * leaves room for the nanos. App Mesh durations are unbounded longs, so a longer one (in practice "never") is
+ * clamped to this, which is still "never".
+ */
+export const MAX_DURATION_SECONDS = 9_223_372_035;
+
+/**
+ * Every Duration in an output is made here: whole seconds and nanos, clamped to [0, MAX_DURATION_SECONDS]
+ * (negative or NaN → 0; App Mesh's validators already refuse negative values).
+ */
+function durationOf(wholeSeconds: number, nanos: number): JsonObject {
+  if (!(wholeSeconds >= 0) || !(nanos >= 0)) return { seconds: '0', nanos: 0 };
+  let s = Math.floor(wholeSeconds);
+  let n = Math.round(nanos);
+  if (n >= 1e9) {
+    s += Math.floor(n / 1e9);
+    n %= 1e9;
+  }
+  if (s >= MAX_DURATION_SECONDS) return { seconds: String(MAX_DURATION_SECONDS), nanos: 0 };
+  return { seconds: String(s), nanos: n };
+}
+
 export function seconds(s: number): JsonObject {
-  return millis(s * 1000);
+  const whole = Math.floor(s);
+  return durationOf(whole, (s - whole) * 1e9);
 }
 export function millis(ms: number): JsonObject {
   const whole = Math.floor(ms / 1000);
-  return { seconds: String(whole), nanos: Math.round((ms - whole * 1000) * 1e6) };
+  return durationOf(whole, (ms - whole * 1000) * 1e6);
 }
 /** An App Mesh Duration ({unit: s|ms, value}); unit defaults to seconds. */
 export function duration(d: Duration): JsonObject {
   const v = d.value ?? 0;
   return d.unit === 'ms' ? millis(v) : seconds(v);
+}
+
+/** The largest value of Envoy's 32-bit unsigned fields (UInt32Value wrappers, plain uint32). */
+export const MAX_UINT32 = 4_294_967_295;
+
+/**
+ * A count for a 32-bit unsigned Envoy field, clamped to [0, MAX_UINT32]. App Mesh's longs (retryPolicy.
+ * maxRetries, outlierDetection.maxServerErrors) go up to 2^53 - 1, and protobuf would silently truncate a larger
+ * value, or the encoder refuse it, breaking the proxy's whole configuration: a limit that large means "no
+ * limit", and so does MAX_UINT32. Non-integers are truncated; NaN is 0.
+ */
+export function clampUint32(n: number): number {
+  if (!(n > 0)) return 0;
+  return n >= MAX_UINT32 ? MAX_UINT32 : Math.trunc(n);
+}
+/** A google.protobuf.UInt32Value: every wrapped count in an output (retries, thresholds, weights, limits) is made here. */
+export function uint32(n: number): JsonObject {
+  return { value: clampUint32(n) };
 }
 
 export function isHttpLike(p: Protocol): boolean {

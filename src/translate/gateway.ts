@@ -5,7 +5,8 @@
 // virtual router goes through App Mesh's self redirect (`cds_ingress_<mesh>_<gateway>_self_redirect_<protocol>_
 // <egressPort>`, dialling the listen address, or loopback when that is 0.0.0.0 or ::) into the gateway's own
 // egress listener, which applies the router's routes (the Host is then always rewritten to the service name,
-// since that is what the egress listener routes on).
+// since that is what the egress listener routes on). The egress listener's port is the egress port unless a
+// gateway listener uses it (gatewayEgressPort).
 //
 // A gateway listener's connection pool becomes circuit breakers on the clusters its routes lead to: the target
 // node's cluster, or the self-redirect cluster (the first gateway listener, by port, to reach a cluster decides).
@@ -55,9 +56,25 @@ function rewrites(k: GatewayRouteKind, host: string, forceHost: boolean): JsonOb
   return out;
 }
 
+/**
+ * The port of a gateway's egress listener (the target of its self redirect): the egress port
+ * (TranslateOptions.egressPort, App Mesh's 15001), or, when a gateway listener already uses it, the first port
+ * above it that no gateway listener uses (below it, counting down, if none is left up to 65535). Two listeners on
+ * one port would make Envoy refuse the configuration. App Mesh's Envoy reserves 15000 and 15001, but its API
+ * takes any gateway listener port 1-65535 (ListenerPort), so a gateway may listen on the egress port itself.
+ * Deterministic: it depends on the gateway's listener ports only.
+ */
+export function gatewayEgressPort(egressPort: number, listeners: readonly GatewayListener[]): number {
+  const used = new Set(listeners.map((l) => l.portMapping.port));
+  for (let p = egressPort; p <= 65535; p++) if (!used.has(p)) return p;
+  for (let p = egressPort - 1; p >= 1; p--) if (!used.has(p)) return p;
+  return egressPort; // 65535 listeners: cannot happen (App Mesh limits listeners per gateway to a handful)
+}
+
 export interface GatewayInput {
   readonly ctx: EgressContext;
   readonly gateway: Named<VirtualGatewaySpec>;
+  /** The port of the gateway's egress listener (gatewayEgressPort), which its self redirect dials. */
   readonly egressPort: number;
   /** The address every listener of the gateway binds (TranslateOptions.listenAddress). */
   readonly listenAddress: string;

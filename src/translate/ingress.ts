@@ -7,7 +7,7 @@
 // application cluster `cds_ingress_<mesh>_<node>_<protocol>_<port>`.
 import type { JsonObject } from '../model/json.ts';
 import { ingressCluster } from './clusters.ts';
-import { type AccessLogConfig, duration, httpConnectionManager, isHttpLike, listenerAddress, ORIGINAL_DST, tcpProxy, TLS_INSPECTOR } from './envoy.ts';
+import { type AccessLogConfig, duration, httpConnectionManager, isHttpLike, listenerAddress, originalDstFilter, tcpProxy, tlsInspectorFilter } from './envoy.ts';
 import { ingressClusterName, ingressListenerName, ingressRouteConfigName, statPrefix } from './names.ts';
 import { timeouts } from './routes.ts';
 import type { SecretCollector } from './secrets.ts';
@@ -22,22 +22,23 @@ import { downstreamTlsSocket } from './tls-context.ts';
 export function tlsFilterChains(name: string, tls: ListenerTls | undefined, filter: JsonObject, match: JsonObject | undefined, secrets: SecretCollector): { chains: JsonObject[]; inspector: boolean } {
   const mode = tls?.mode ?? 'DISABLED';
   const plaintext: JsonObject = { name: `${name}_plaintext`, filters: [filter] };
-  if (match) plaintext.filterChainMatch = { ...match };
+  if (match) plaintext.filterChainMatch = structuredClone(match);
   if (mode === 'DISABLED' || !tls) return { chains: [plaintext], inspector: false };
-  const secure: JsonObject = { name: `${name}_tls`, filters: [filter], transportSocket: downstreamTlsSocket(tls, secrets) };
+  // Each chain gets its own copy of the filter: no object appears twice in an output.
+  const secure: JsonObject = { name: `${name}_tls`, filters: [structuredClone(filter)], transportSocket: downstreamTlsSocket(tls, secrets) };
   if (mode === 'STRICT') {
-    if (match) secure.filterChainMatch = { ...match };
+    if (match) secure.filterChainMatch = structuredClone(match);
     return { chains: [secure], inspector: false };
   }
-  secure.filterChainMatch = { ...(match ?? {}), transportProtocol: 'tls' };
+  secure.filterChainMatch = { ...structuredClone(match ?? {}), transportProtocol: 'tls' };
   return { chains: [secure, plaintext], inspector: true };
 }
 
 /** Listener filters: original_dst (to match on the redirected port) before tls_inspector (PERMISSIVE). */
 export function ingressTlsListenerFilters(originalDst: boolean, inspector: boolean): JsonObject[] {
   const filters: JsonObject[] = [];
-  if (originalDst) filters.push(ORIGINAL_DST);
-  if (inspector) filters.push(TLS_INSPECTOR);
+  if (originalDst) filters.push(originalDstFilter());
+  if (inspector) filters.push(tlsInspectorFilter());
   return filters;
 }
 

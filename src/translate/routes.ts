@@ -1,7 +1,7 @@
 // A virtual router's routes as Envoy routes: matches, weighted clusters, retries, timeouts, in App Mesh's
 // priority order (0 first; routes without a priority after all that have one; ties by route name).
 import type { JsonObject } from '../model/json.ts';
-import { duration, seconds } from './envoy.ts';
+import { duration, seconds, uint32 } from './envoy.ts';
 import { grpcRouteMatch, httpRouteMatch } from './matchers.ts';
 import type { Protocol, RetryPolicy, RouteSpec, Timeouts, WeightedTarget } from './spec.ts';
 import type { Named } from './view.ts';
@@ -21,7 +21,7 @@ const TCP_EVENTS: Record<string, string> = { 'connection-error': 'connect-failur
 function defaultRetryPolicy(protocol: Protocol): JsonObject {
   const on = ['connect-failure', 'refused-stream', 'reset', 'retriable-status-codes'];
   if (protocol === 'grpc') on.push('unavailable');
-  return { retryOn: on.sort().join(','), numRetries: { value: 2 }, retriableStatusCodes: [503] };
+  return { retryOn: on.sort().join(','), numRetries: uint32(2), retriableStatusCodes: [503] };
 }
 
 export function retryPolicy(p: RetryPolicy | undefined, protocol: Protocol): JsonObject {
@@ -30,7 +30,7 @@ export function retryPolicy(p: RetryPolicy | undefined, protocol: Protocol): Jso
   for (const e of p.httpRetryEvents ?? []) on.add(HTTP_EVENTS[e] ?? e);
   for (const e of p.tcpRetryEvents ?? []) on.add(TCP_EVENTS[e] ?? e);
   for (const e of p.grpcRetryEvents ?? []) on.add(e);
-  return { retryOn: [...on].sort().join(','), numRetries: { value: p.maxRetries }, perTryTimeout: duration(p.perRetryTimeout) };
+  return { retryOn: [...on].sort().join(','), numRetries: uint32(p.maxRetries), perTryTimeout: duration(p.perRetryTimeout) };
 }
 
 /** Per-request timeout (App Mesh default 15 s; 0 disables) and idle timeout when set. */
@@ -40,10 +40,19 @@ export function timeouts(t: Timeouts | undefined): JsonObject {
   return out;
 }
 
-/** Cluster or weighted clusters for the targets that resolve; undefined when none does. */
+/**
+ * Cluster or weighted clusters for the targets that carry traffic: weight > 0 and resolving to a cluster;
+ * undefined when none does (the route is then left out, as for targets that resolve to nothing).
+ *
+ * Weight 0 targets are dropped before they are resolved (so their clusters are not built for them): App Mesh's
+ * weight 0 means "no traffic", tcp_proxy refuses a cluster weight below 1 (its ClusterWeight.weight is
+ * `uint32 {gte: 1}`), and a RouteAction's weighted clusters must sum to more than 0. A 0 entry would be legal
+ * in a RouteAction, but it changes nothing there, so both kinds get the same rule.
+ */
 export function clusterSpecifier(targets: readonly WeightedTarget[], resolve: TargetResolver): JsonObject | undefined {
   const resolved: { name: string; weight: number }[] = [];
   for (const t of targets) {
+    if (!(t.weight > 0)) continue;
     const name = resolve(t);
     if (name !== undefined) resolved.push({ name, weight: t.weight });
   }
@@ -51,7 +60,7 @@ export function clusterSpecifier(targets: readonly WeightedTarget[], resolve: Ta
   if (resolved.length === 1) return { cluster: resolved[0]!.name };
   const merged = new Map<string, number>();
   for (const r of resolved) merged.set(r.name, (merged.get(r.name) ?? 0) + r.weight);
-  return { weightedClusters: { clusters: [...merged].sort(([a], [b]) => (a < b ? -1 : 1)).map(([name, weight]) => ({ name, weight: { value: weight } })) } };
+  return { weightedClusters: { clusters: [...merged].sort(([a], [b]) => (a < b ? -1 : 1)).map(([name, weight]) => ({ name, weight: uint32(weight) })) } };
 }
 
 function routeKind(spec: RouteSpec): { protocol: Protocol; match: JsonObject; targets: WeightedTarget[]; retry?: RetryPolicy; timeout?: Timeouts; port?: number } | undefined {

@@ -155,3 +155,16 @@ export function upstreamTlsSocket(policy: ClientPolicyTls | undefined, target: U
   if (issuer !== undefined) addValidation(common, { trust: { acm: { certificateAuthorityArns: [issuer] } } }, [], secrets);
   return transportSocket({ '@type': T.upstreamTls, commonTlsContext: common });
 }
+
+/**
+ * How strict an upstream transport socket is, for choosing between the client TLS of two backends that reach
+ * the same target cluster (ClusterSet): 3 = TLS presenting a client certificate and validating the server, 2 =
+ * validated TLS, 1 = TLS without validation, 0 = plaintext (no socket).
+ */
+export function upstreamTlsStrength(socket: JsonObject | undefined): number {
+  if (!socket) return 0;
+  const common = ((socket.typedConfig as JsonObject | undefined)?.commonTlsContext ?? {}) as JsonObject;
+  const validated = common.validationContext !== undefined || common.combinedValidationContext !== undefined || common.validationContextSdsSecretConfig !== undefined;
+  const certificate = common.tlsCertificates !== undefined || common.tlsCertificateSdsSecretConfigs !== undefined;
+  return validated ? (certificate ? 3 : 2) : 1;
+}

@@ -5,7 +5,7 @@ import type { JsonObject } from '../model/json.ts';
 import type { EnvoyConfig, TranslateInput } from './api.ts';
 import { type Backend, ClusterSet, egress, type EgressContext } from './egress.ts';
 import type { AccessLogConfig } from './envoy.ts';
-import { gateway } from './gateway.ts';
+import { gateway, gatewayEgressPort } from './gateway.ts';
 import { ingress } from './ingress.ts';
 import { SecretCollector } from './secrets.ts';
 import type { AccessLogging } from './spec.ts';
@@ -65,22 +65,26 @@ export function translate(input: TranslateInput): EnvoyConfig {
     const gw = view.gateways.get(input.proxy.name);
     if (!gw) throw new NotFoundError(`virtual gateway ${input.proxy.name} is not in mesh ${view.mesh}`);
     const log = accessLog(gw.spec.logging, opts.accessLogPath);
-    const out = gateway({ ctx, gateway: gw, egressPort, listenAddress: address, log });
+    // A gateway listener may use the egress port itself; the egress listener then moves to a free port.
+    const port = gatewayEgressPort(egressPort, gw.spec.listeners);
+    const out = gateway({ ctx, gateway: gw, egressPort: port, listenAddress: address, log });
     listeners.push(...out.listeners);
     routeConfigurations.push(...out.routeConfigurations);
     if (out.redirected.length > 0) {
       // Only the self redirect reaches a gateway's egress listener, so nothing outside the mesh is opened.
-      const eg = egress(ctx, out.redirected, { port: egressPort, address, log, outside: 'none' });
+      const eg = egress(ctx, out.redirected, { port, address, log, outside: 'none' });
       listeners.push(eg.listener);
       routeConfigurations.push(eg.routeConfiguration);
     }
   }
 
+  // Secrets of the clusters kept (not of candidates another backend's stricter TLS replaced).
+  for (const ref of ctx.clusters.secrets()) secrets.add(ref);
   return {
     listeners: sorted(listeners),
     routeConfigurations: sorted(routeConfigurations),
-    clusters: sorted(ctx.clusters.clusters.values()),
-    clusterLoadAssignments: sorted(ctx.clusters.assignments.values()),
+    clusters: sorted(ctx.clusters.clusters()),
+    clusterLoadAssignments: sorted(ctx.clusters.assignments()),
     secrets: secrets.list(),
   };
 }

@@ -30,6 +30,11 @@ export interface DownstreamConnection {
   readonly remoteAddress: string;
   readonly remotePort: number;
   readonly localPort: number;
+  /**
+   * How the network filter winds the connection down when its filter chain is changed or removed (Envoy
+   * drains connections of old chains): e.g. an HTTP session closes once its current exchange is done.
+   */
+  onDrain(drain: () => void): void;
 }
 
 /** The network filter of a chain (http_connection_manager or tcp_proxy). */
@@ -92,6 +97,8 @@ export class RunningListener {
   readonly #open = new Set<Socket>();
   readonly #c: ListenerCounters;
   readonly #tlsServers = new WeakMap<FilterChainSpec, { key: string; server: TlsServer }>();
+  /** Drain callbacks of open connections, by the chain they were accepted on. */
+  readonly #drains = new Map<FilterChainSpec, Set<() => void>>();
   #inspect: boolean;
 
   constructor(spec: ListenerSpec, deps: ListenerDeps) {
@@ -99,7 +106,8 @@ export class RunningListener {
     this.#deps = deps;
     this.#c = counters(deps.stats);
     this.#inspect = needsInspection(spec.filterChains) && spec.listenerFilters.some((f) => f.name !== 'original_dst');
-    this.#server = createServer({ noDelay: true, pauseOnConnect: false }, (socket) => this.#accept(socket));
+    // allowHalfOpen: a client may half-close after its request and still read the response.
+    this.#server = createServer({ noDelay: true, pauseOnConnect: false, allowHalfOpen: true }, (socket) => this.#accept(socket));
   }
 
   get spec(): ListenerSpec {
@@ -116,8 +124,17 @@ export class RunningListener {
     });
   }
 
-  /** New chains for new connections (same address and port). */
+  /**
+   * New chains for new connections (same address and port). Connections of chains that changed or went away
+   * are drained, so a tightened policy (a client certificate now required) applies to every request soon.
+   */
   update(spec: ListenerSpec): void {
+    const kept = new Set(spec.filterChains.map(chainKey));
+    for (const [chain, drains] of this.#drains) {
+      if (kept.has(chainKey(chain))) continue;
+      this.#drains.delete(chain);
+      for (const drain of drains) drain();
+    }
     this.#spec = spec;
     this.#inspect = needsInspection(spec.filterChains) && spec.listenerFilters.some((f) => f.name !== 'original_dst');
   }
@@ -190,7 +207,13 @@ export class RunningListener {
       return;
     }
     const handler = this.#deps.handlerFor(chain);
-    const base = { raw: socket, chain, inspection, remoteAddress: socket.remoteAddress ?? '', remotePort: socket.remotePort ?? 0, localPort: socket.localPort ?? 0 };
+    const onDrain = (drain: () => void) => {
+      let set = this.#drains.get(chain);
+      if (!set) this.#drains.set(chain, (set = new Set()));
+      set.add(drain);
+      socket.once('close', () => set.delete(drain));
+    };
+    const base = { raw: socket, chain, inspection, remoteAddress: socket.remoteAddress ?? '', remotePort: socket.remotePort ?? 0, localPort: socket.localPort ?? 0, onDrain };
     if (!chain.tls) {
       this.#c.plaintext.inc();
       if (head && head.length > 0) socket.unshift(head);
@@ -264,4 +287,16 @@ export class RunningListener {
     });
     return server;
   }
+}
+
+const chainKeys = new WeakMap<FilterChainSpec, string>();
+
+/** A chain's identity across configuration versions: its whole spec. */
+function chainKey(chain: FilterChainSpec): string {
+  let key = chainKeys.get(chain);
+  if (key === undefined) {
+    key = JSON.stringify(chain, (_k, v: unknown) => (v instanceof RegExp ? v.source : v));
+    chainKeys.set(chain, key);
+  }
+  return key;
 }

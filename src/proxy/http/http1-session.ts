@@ -1,0 +1,589 @@
+// One downstream HTTP/1.1 connection through the HTTP connection manager: requests are read one at a time
+// (pipelined ones wait their turn), routed (RDS), and forwarded to a cluster over a pooled upstream connection.
+// Heads are parsed and rewritten; bodies are forwarded verbatim as they arrive, both ways, with back-pressure.
+//
+// Envoy's behaviour kept: 404 for no route, 503 `no healthy upstream` / `upstream connect error ...`, 504
+// `upstream request timeout` at the route timeout (15 s default), retries per the route's policy (connect
+// failure, reset, 5xx / gateway errors / listed status codes) while nothing has been sent downstream and the
+// request body is small enough to replay (64 KiB, else no retry), `Expect: 100-continue` answered locally,
+// the upstream connection reused only when both sides keep it alive and the exchange completed cleanly.
+// A request that cannot be parsed gets 400 (431 for headers too large) and the connection is closed.
+import type { Duplex } from 'node:stream';
+import type { Counter, StatsScope } from '../admin/stats.ts';
+import { BodyFramer, CONTINUE_100, HttpParseError, localReply, parseRequestHead, parseResponseHead, serializeRequestHead, serializeResponseHead, type RequestHead, type ResponseHead } from '../http1/index.ts';
+import type { RetryPolicy, RouteTable } from '../routing/compile.ts';
+import { selectRoute, type RouteSelection } from '../routing/select.ts';
+import { viaHttp2 } from './h1-to-h2.ts'; // [http2] see #attempt
+import { retriableFailure, retriableStatus } from './h2-common.ts';
+import { UpstreamConnectError, type ClusterHandle, type UpstreamConnection } from './upstream-api.ts';
+
+/** Request bytes kept to replay on a retry; a longer body disables retries for that request. */
+export const RETRY_BUFFER_LIMIT = 64 * 1024;
+
+export interface HttpManagerStats {
+  readonly rqTotal: Counter;
+  readonly rqHttp1Total: Counter;
+  readonly cxHttp1Total: Counter;
+  readonly rqTimeout: Counter;
+  /** downstream_rq_<n>xx */
+  readonly statusClass: readonly Counter[];
+  readonly noRoute: Counter;
+  readonly noCluster: Counter;
+}
+
+/** `http.<stat_prefix>.` */
+export function httpManagerStats(scope: StatsScope): HttpManagerStats {
+  return {
+    rqTotal: scope.counter('downstream_rq_total'),
+    rqHttp1Total: scope.counter('downstream_rq_http1_total'),
+    cxHttp1Total: scope.counter('downstream_cx_http1_total'),
+    rqTimeout: scope.counter('downstream_rq_timeout'),
+    statusClass: [1, 2, 3, 4, 5].map((n) => scope.counter(`downstream_rq_${n}xx`)),
+    noRoute: scope.counter('no_route'),
+    noCluster: scope.counter('no_cluster'),
+  };
+}
+
+export interface AccessLogEntry {
+  readonly startTime: number;
+  readonly method: string;
+  readonly path: string;
+  readonly protocol: string;
+  readonly status: number;
+  readonly responseFlags: string;
+  readonly bytesReceived: number;
+  readonly bytesSent: number;
+  readonly durationMs: number;
+  readonly upstreamHost: string | undefined;
+  readonly authority: string | undefined;
+  readonly userAgent: string | undefined;
+  readonly requestId: string | undefined;
+  readonly upstreamCluster: string | undefined;
+  readonly downstreamRemoteAddress: string;
+}
+
+export interface Http1Context {
+  /** The route table of this connection manager now (undefined until RDS arrived). */
+  routes(): RouteTable | undefined;
+  cluster(name: string): ClusterHandle | undefined;
+  readonly stats: HttpManagerStats;
+  /** 'https' when the downstream connection is TLS. */
+  readonly scheme: 'http' | 'https';
+  readonly remoteAddress: string;
+  readonly accessLog?: ((entry: AccessLogEntry) => void) | undefined;
+  readonly now: () => number;
+  readonly random?: () => number;
+}
+
+const HEADER_TIMEOUT_MS = 60_000;
+const IDLE_TIMEOUT_MS = 3_600_000;
+
+function header(head: RequestHead | ResponseHead, name: string): string | undefined {
+  const h = head.headers;
+  for (let i = 0; i < h.length; i += 2) if (h[i]!.length === name.length && h[i]!.toLowerCase() === name) return h[i + 1];
+  return undefined;
+}
+
+function headerView(head: RequestHead): (name: string) => string | readonly string[] | undefined {
+  return (name) => {
+    let found: string[] | undefined;
+    const h = head.headers;
+    for (let i = 0; i < h.length; i += 2) {
+      if (h[i]!.length === name.length && h[i]!.toLowerCase() === name) (found ??= []).push(h[i + 1]!);
+    }
+    return found === undefined ? undefined : found.length === 1 ? found[0] : found;
+  };
+}
+
+/** One request/response exchange (with its retries). */
+class Exchange {
+  readonly head: RequestHead;
+  readonly framer: BodyFramer;
+  /** The host of the last attempt, for the access log. */
+  upstreamHost: string | undefined;
+  readonly started: number;
+  selection: RouteSelection | undefined;
+  cluster: ClusterHandle | undefined;
+  /** Request body bytes received so far, kept for retries while under the limit. */
+  replay: Buffer[] | undefined = [];
+  replayBytes = 0;
+  bodyBytes = 0;
+  attempts = 0;
+  upstream: UpstreamConnection | undefined;
+  response: ResponseHead | undefined;
+  responseFramer: BodyFramer | undefined;
+  responseBytes = 0;
+  /** Something was written downstream for this exchange (no retry after that). */
+  answered = false;
+  timer: NodeJS.Timeout | undefined;
+  upstreamBuf: Buffer | undefined;
+  /** Body bytes received before the first upstream connection was ready. */
+  unsent: Buffer[] = [];
+  unsentBytes = 0;
+  /** The upstream sent more than the response, or closed to end it: not reusable. */
+  tainted = false;
+  flags = '';
+
+  constructor(head: RequestHead, started: number) {
+    this.head = head;
+    this.framer = new BodyFramer(head.framing);
+    this.started = started;
+  }
+
+  get requestComplete(): boolean {
+    return this.framer.done;
+  }
+}
+
+export class Http1Session {
+  readonly #down: Duplex;
+  readonly #ctx: Http1Context;
+  #buf: Buffer | undefined;
+  #current: Exchange | undefined;
+  #closed = false;
+  #draining = false;
+  /** The client half-closed after its request: answer it, then close. */
+  #downEnded = false;
+  #idleTimer: NodeJS.Timeout | undefined;
+
+  constructor(down: Duplex, ctx: Http1Context, initial?: Buffer) {
+    this.#down = down;
+    this.#ctx = ctx;
+    ctx.stats.cxHttp1Total.inc();
+    if (initial && initial.length > 0) this.#buf = initial;
+    down.on('data', (chunk: Buffer) => this.#onDownstream(chunk));
+    down.on('end', () => this.#onDownstreamEnd());
+    down.on('close', () => this.#onDownstreamClose());
+    down.on('error', () => {});
+    this.#armIdle();
+    if (this.#buf) this.#process();
+  }
+
+  /** Closes after the exchange in flight (at once when idle): the connection's filter chain changed. */
+  drain(): void {
+    this.#draining = true;
+    if (!this.#current) this.#close();
+  }
+
+  // --- downstream -------------------------------------------------------------------------------------
+
+  #onDownstream(chunk: Buffer): void {
+    this.#armIdle();
+    const ex = this.#current;
+    if (ex && !ex.requestComplete && this.#buf === undefined) {
+      // The fast path: body bytes of the request being forwarded.
+      this.#forwardRequestBody(ex, chunk, 0);
+      return;
+    }
+    this.#buf = this.#buf === undefined ? chunk : Buffer.concat([this.#buf, chunk]);
+    this.#process();
+  }
+
+  #onDownstreamEnd(): void {
+    // Half-close from the client: finish the exchange in flight, then close.
+    this.#downEnded = true;
+    if (!this.#current) this.#close();
+  }
+
+  #onDownstreamClose(): void {
+    this.#closed = true;
+    clearTimeout(this.#idleTimer);
+    const ex = this.#current;
+    if (ex) {
+      clearTimeout(ex.timer);
+      if (ex.upstream) {
+        ex.upstream.socket.destroy();
+        ex.upstream = undefined;
+      }
+      this.#current = undefined;
+    }
+  }
+
+  #armIdle(): void {
+    clearTimeout(this.#idleTimer);
+    this.#idleTimer = setTimeout(() => this.#close(), this.#current ? IDLE_TIMEOUT_MS : HEADER_TIMEOUT_MS);
+    this.#idleTimer.unref();
+  }
+
+  #close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearTimeout(this.#idleTimer);
+    this.#down.end();
+  }
+
+  /** Parses what is buffered: the body of the current request, or the next request's head. */
+  #process(): void {
+    while (!this.#closed && this.#buf !== undefined) {
+      const ex = this.#current;
+      if (ex) {
+        if (ex.requestComplete) return; // pipelined: waits for the response in flight
+        const buf = this.#buf;
+        this.#buf = undefined;
+        this.#forwardRequestBody(ex, buf, 0);
+        continue;
+      }
+      let parsed;
+      try {
+        parsed = parseRequestHead(this.#buf, 0);
+      } catch (e) {
+        this.#refuseBadRequest(e);
+        return;
+      }
+      if (!parsed) return;
+      const rest = parsed.end < this.#buf.length ? this.#buf.subarray(parsed.end) : undefined;
+      this.#buf = undefined;
+      this.#begin(parsed.head, rest);
+    }
+  }
+
+  #refuseBadRequest(e: unknown): void {
+    const status = e instanceof HttpParseError ? e.status : 400;
+    this.#ctx.stats.rqTotal.inc();
+    this.#ctx.stats.statusClass[3]!.inc();
+    this.#down.write(localReply({ status, body: status === 431 ? 'Request Header Fields Too Large' : 'Bad Request', close: true }));
+    this.#close();
+  }
+
+  #begin(head: RequestHead, rest: Buffer | undefined): void {
+    const ctx = this.#ctx;
+    ctx.stats.rqTotal.inc();
+    ctx.stats.rqHttp1Total.inc();
+    const ex = new Exchange(head, ctx.now());
+    this.#current = ex;
+    if (head.expectContinue) this.#down.write(CONTINUE_100);
+    const table = ctx.routes();
+    const sel = table ? selectRoute(table, { authority: head.host, path: head.path, method: head.method, scheme: ctx.scheme, header: headerView(head) }, ctx.random) : undefined;
+    if (!sel || sel.kind !== 'route') {
+      ctx.stats.noRoute.inc();
+      ex.flags = 'NR';
+      this.#buf = rest;
+      this.#localReply(ex, 404, '');
+      return;
+    }
+    ex.selection = sel;
+    const cluster = ctx.cluster(sel.cluster);
+    if (!cluster) {
+      ctx.stats.noCluster.inc();
+      ex.flags = 'NC';
+      this.#buf = rest;
+      this.#localReply(ex, sel.route.action.clusterNotFoundStatus, '');
+      return;
+    }
+    ex.cluster = cluster;
+    cluster.stats.rqTotal.inc();
+    const timeoutMs = sel.route.action.timeoutMs;
+    if (timeoutMs > 0) {
+      ex.timer = setTimeout(() => this.#timeout(ex), timeoutMs);
+      ex.timer.unref();
+    }
+    if (rest) this.#forwardRequestBody(ex, rest, 0);
+    this.#attempt(ex);
+  }
+
+  #forwardRequestBody(ex: Exchange, buf: Buffer, offset: number): void {
+    let n: number;
+    try {
+      n = ex.framer.feed(buf, offset);
+    } catch (e) {
+      this.#fail(ex, 400, 'bad request body', 'DPE');
+      void e;
+      return;
+    }
+    if (n > 0) {
+      const slice = offset === 0 && n === buf.length ? buf : buf.subarray(offset, offset + n);
+      ex.bodyBytes += n;
+      if (ex.replay) {
+        if (ex.replayBytes + n <= RETRY_BUFFER_LIMIT) {
+          ex.replay.push(slice);
+          ex.replayBytes += n;
+        } else {
+          ex.replay = undefined;
+        }
+      }
+      const up = ex.upstream;
+      if (up && !ex.response) {
+        if (!up.socket.write(slice)) {
+          this.#down.pause();
+          up.socket.once('drain', () => this.#down.resume());
+        }
+      } else if (!up && ex.attempts <= 1) {
+        ex.unsent.push(slice);
+        ex.unsentBytes += n;
+        // Not connected yet: hold the client back rather than buffer without bound.
+        if (ex.unsentBytes > RETRY_BUFFER_LIMIT) this.#down.pause();
+      }
+    }
+    if (offset + n < buf.length) this.#buf = this.#buf ? Buffer.concat([buf.subarray(offset + n), this.#buf]) : buf.subarray(offset + n);
+    if (ex.framer.done && ex.response && ex.responseFramer?.done) this.#finish(ex);
+  }
+
+  // --- upstream ---------------------------------------------------------------------------------------
+
+  #attempt(ex: Exchange): void {
+    // [http2] An HTTP/2 cluster: the exchange goes out as a stream on its pooled HTTP/2 session, through a handle
+    // whose connections speak HTTP/1.1 to this session (h1-to-h2.ts). Owned by the HTTP/2 work.
+    if (ex.cluster!.http2) ex.cluster = viaHttp2(ex.cluster!);
+    const cluster = ex.cluster!;
+    ex.attempts++;
+    cluster.connect().then((conn) => {
+      if (this.#current !== ex || this.#closed) {
+        cluster.release(conn, true);
+        return;
+      }
+      ex.upstream = conn;
+      ex.upstreamHost = `${conn.host.address}:${conn.host.port}`;
+      this.#send(ex, conn);
+    }, (e: unknown) => {
+      if (this.#current !== ex) return;
+      const reason = e instanceof UpstreamConnectError ? e.reason : 'connect-failure';
+      if (reason === 'no-healthy-upstream') {
+        cluster.stats.noHealthyUpstream.inc();
+        this.#fail(ex, 503, 'no healthy upstream', 'UH');
+        return;
+      }
+      if (reason === 'overflow') {
+        cluster.stats.rqPendingOverflow.inc();
+        this.#fail(ex, 503, 'upstream connect error or disconnect/reset before headers. reset reason: overflow', 'UO');
+        return;
+      }
+      if (this.#retry(ex, 'connect-failure')) return;
+      this.#fail(ex, 503, `upstream connect error or disconnect/reset before headers. reset reason: connection failure${e instanceof Error && e.message ? `, transport failure reason: ${e.message}` : ''}`, 'UF');
+    });
+  }
+
+  #send(ex: Exchange, conn: UpstreamConnection): void {
+    const sel = ex.selection!;
+    const set: string[] = ['x-forwarded-proto', this.#ctx.scheme];
+    if (sel.host !== undefined) set.push('host', sel.host);
+    else if (sel.autoHostRewrite && conn.host.hostname) set.push('host', conn.host.hostname);
+    if (sel.pathRewritten) set.push('x-envoy-original-path', ex.head.path);
+    // 100-continue was answered here (Envoy's default), so the upstream is not asked again.
+    const head = serializeRequestHead(ex.head, { target: sel.path, set, ...(ex.head.expectContinue ? { remove: ['expect'] } : {}) });
+    const sock = conn.socket;
+    ex.upstreamBuf = undefined;
+    ex.response = undefined;
+    ex.responseFramer = undefined;
+    const onData = (chunk: Buffer) => this.#onUpstream(ex, conn, chunk);
+    const onEnd = () => this.#onUpstreamEnd(ex, conn);
+    const onError = () => this.#onUpstreamEnd(ex, conn);
+    sock.on('data', onData);
+    sock.once('end', onEnd);
+    sock.once('close', onEnd);
+    sock.once('error', onError);
+    (conn as { detach?: () => void }).detach = () => {
+      sock.off('data', onData);
+      sock.off('end', onEnd);
+      sock.off('close', onEnd);
+      sock.off('error', onError);
+    };
+    // A retry replays the whole body received so far; the first attempt sends what arrived while connecting.
+    const body = ex.attempts > 1 ? (ex.replay ?? []) : ex.unsent;
+    sock.write(body.length > 0 ? Buffer.concat([head, ...body]) : head);
+    if (ex.unsentBytes > RETRY_BUFFER_LIMIT) this.#down.resume();
+    ex.unsent = [];
+    ex.unsentBytes = 0;
+    sock.resume();
+  }
+
+  #onUpstream(ex: Exchange, conn: UpstreamConnection, chunk: Buffer): void {
+    if (this.#current !== ex || ex.upstream !== conn) return;
+    if (!ex.response) {
+      const buf = ex.upstreamBuf ? Buffer.concat([ex.upstreamBuf, chunk]) : chunk;
+      let parsed;
+      try {
+        parsed = parseResponseHead(buf, 0, ex.head.method);
+      } catch {
+        this.#abandonUpstream(ex, conn);
+        this.#fail(ex, 503, 'upstream sent an invalid response', 'UPE');
+        return;
+      }
+      if (!parsed) {
+        ex.upstreamBuf = buf;
+        return;
+      }
+      ex.upstreamBuf = undefined;
+      const resp = parsed.head;
+      if (resp.status >= 100 && resp.status < 200 && resp.status !== 101) {
+        // Interim responses (100 Continue was answered locally): skip them.
+        const rest = buf.subarray(parsed.end);
+        if (rest.length > 0) this.#onUpstream(ex, conn, rest);
+        return;
+      }
+      const policy = ex.selection!.route.action.retryPolicy;
+      if (policy && retriableStatus(policy, resp.status) && this.#canRetry(ex, policy)) {
+        ex.cluster!.outcome(conn.host, resp.status);
+        this.#abandonUpstream(ex, conn);
+        this.#scheduleRetry(ex, policy!);
+        return;
+      }
+      ex.response = resp;
+      ex.responseFramer = new BodyFramer(resp.framing, undefined, 'response');
+      ex.cluster!.outcome(conn.host, resp.status);
+      ex.cluster!.stats.status(resp.status);
+      ex.answered = true;
+      clearTimeout(ex.timer);
+      const keep = resp.keepAlive && ex.head.keepAlive && resp.framing.kind !== 'close' && !this.#draining && !this.#downEnded;
+      const out = serializeResponseHead(resp, keep ? {} : { connection: 'close' });
+      this.#down.write(out);
+      ex.responseBytes = 0;
+      const rest = parsed.end < buf.length ? buf.subarray(parsed.end) : undefined;
+      if (rest) this.#forwardResponseBody(ex, conn, rest);
+      else if (ex.responseFramer.done) this.#finish(ex);
+      return;
+    }
+    this.#forwardResponseBody(ex, conn, chunk);
+  }
+
+  #forwardResponseBody(ex: Exchange, conn: UpstreamConnection, buf: Buffer): void {
+    let n: number;
+    try {
+      n = ex.responseFramer!.feed(buf, 0);
+    } catch {
+      this.#abandonUpstream(ex, conn);
+      this.#down.destroy();
+      return;
+    }
+    if (n > 0) {
+      ex.responseBytes += n;
+      if (!this.#down.write(n === buf.length ? buf : buf.subarray(0, n))) {
+        conn.socket.pause();
+        this.#down.once('drain', () => conn.socket.resume());
+      }
+    }
+    if (ex.responseFramer!.done) {
+      // Extra bytes after a complete response: the upstream is not speaking HTTP properly; do not reuse it.
+      if (n < buf.length) ex.tainted = true;
+      this.#finish(ex);
+    }
+  }
+
+  #onUpstreamEnd(ex: Exchange, conn: UpstreamConnection): void {
+    if (this.#current !== ex || ex.upstream !== conn) return;
+    const framer = ex.responseFramer;
+    if (framer && framer.framing.kind === 'close') {
+      try {
+        framer.finish();
+      } catch {
+        // nothing
+      }
+      ex.tainted = true;
+      this.#finish(ex);
+      return;
+    }
+    if (ex.response) {
+      // Reset mid-response: nothing to do but end the downstream connection.
+      ex.upstream = undefined;
+      ex.cluster!.release(conn, false);
+      this.#down.destroy();
+      return;
+    }
+    ex.cluster!.outcome(conn.host, 'reset');
+    this.#abandonUpstream(ex, conn);
+    if (this.#retry(ex, 'reset', conn.reused)) return;
+    this.#fail(ex, 503, 'upstream connect error or disconnect/reset before headers. reset reason: connection termination', 'UC');
+  }
+
+  #abandonUpstream(ex: Exchange, conn: UpstreamConnection): void {
+    (conn as { detach?: () => void }).detach?.();
+    ex.upstream = undefined;
+    ex.cluster!.release(conn, false);
+  }
+
+  #canRetry(ex: Exchange, policy: RetryPolicy | undefined): boolean {
+    return policy !== undefined && !ex.answered && ex.replay !== undefined && ex.attempts <= policy.numRetries;
+  }
+
+  /** A failure before the response: retried per policy; a reused pooled connection that was reset is always tried once more. */
+  #retry(ex: Exchange, what: 'connect-failure' | 'reset', reusedReset = false): boolean {
+    const policy = ex.selection!.route.action.retryPolicy;
+    if (reusedReset && !ex.answered && ex.replay !== undefined && ex.attempts <= (policy?.numRetries ?? 0) + 1) {
+      this.#attempt(ex);
+      return true;
+    }
+    if (!policy || !retriableFailure(policy, what) || !this.#canRetry(ex, policy)) return false;
+    this.#scheduleRetry(ex, policy!);
+    return true;
+  }
+
+  #scheduleRetry(ex: Exchange, policy: RetryPolicy): void {
+    ex.cluster!.stats.rqRetry.inc();
+    const cap = Math.min(policy.backOff.maxMs, policy.backOff.baseMs * 2 ** (ex.attempts - 1));
+    const wait = Math.floor((this.#ctx.random ?? Math.random)() * cap);
+    const t = setTimeout(() => {
+      if (this.#current === ex && !this.#closed) this.#attempt(ex);
+    }, wait);
+    t.unref();
+  }
+
+  #timeout(ex: Exchange): void {
+    if (this.#current !== ex) return;
+    ex.cluster?.stats.rqTimeout.inc();
+    this.#ctx.stats.rqTimeout.inc();
+    if (ex.upstream) {
+      ex.cluster!.outcome(ex.upstream.host, 'timeout');
+      this.#abandonUpstream(ex, ex.upstream);
+    }
+    if (ex.answered) {
+      this.#down.destroy();
+      return;
+    }
+    this.#fail(ex, 504, 'upstream request timeout', 'UT');
+  }
+
+  // --- ending an exchange -----------------------------------------------------------------------------
+
+  #fail(ex: Exchange, status: number, body: string, flags: string): void {
+    clearTimeout(ex.timer);
+    ex.flags = flags;
+    if (ex.upstream) this.#abandonUpstream(ex, ex.upstream);
+    this.#localReply(ex, status, body);
+  }
+
+  #localReply(ex: Exchange, status: number, body: string): void {
+    const keep = ex.head.keepAlive && ex.framer.done && !this.#draining && !this.#downEnded;
+    this.#down.write(localReply({ status, body, close: !keep, headRequest: ex.head.method === 'HEAD' }));
+    ex.answered = true;
+    this.#log(ex, status);
+    this.#ctx.stats.statusClass[Math.floor(status / 100) - 1]?.inc();
+    this.#current = undefined;
+    if (!keep) this.#close();
+    else this.#process();
+  }
+
+  #finish(ex: Exchange): void {
+    if (this.#current !== ex) return;
+    if (!ex.framer.done) return; // the response is complete but the request body is still coming: wait for it
+    const resp = ex.response!;
+    const conn = ex.upstream;
+    if (conn) {
+      (conn as { detach?: () => void }).detach?.();
+      ex.upstream = undefined;
+      const reusable = resp.keepAlive && resp.framing.kind !== 'close' && !ex.tainted;
+      ex.cluster!.release(conn, reusable);
+    }
+    ex.cluster!.stats.rqTime.record(this.#ctx.now() - ex.started);
+    this.#ctx.stats.statusClass[Math.floor(resp.status / 100) - 1]?.inc();
+    if (ex.attempts > 1) ex.cluster!.stats.rqRetrySuccess.inc();
+    this.#log(ex, resp.status);
+    this.#current = undefined;
+    if (!resp.keepAlive || !ex.head.keepAlive || resp.framing.kind === 'close' || this.#draining || this.#downEnded) {
+      this.#close();
+      return;
+    }
+    this.#armIdle();
+    this.#process();
+  }
+
+  #log(ex: Exchange, status: number): void {
+    const log = this.#ctx.accessLog;
+    if (!log) return;
+    log({
+      startTime: ex.started, method: ex.head.method, path: ex.head.path, protocol: `HTTP/${ex.head.version}`, status,
+      responseFlags: ex.flags || '-', bytesReceived: ex.bodyBytes, bytesSent: ex.responseBytes, durationMs: this.#ctx.now() - ex.started,
+      upstreamHost: ex.upstreamHost, authority: ex.head.host,
+      userAgent: header(ex.head, 'user-agent'), requestId: header(ex.head, 'x-request-id'), upstreamCluster: ex.cluster?.name,
+      downstreamRemoteAddress: this.#ctx.remoteAddress,
+    });
+  }
+}

@@ -1,0 +1,305 @@
+// A running cluster: its hosts (with health checking, outlier detection and circuit breakers, cluster.ts), its
+// connections (TCP, then TLS per the cluster's transport socket, dial.ts) and a pool of idle HTTP/1.1
+// connections per host, reused across requests and downstream connections (the sidecar-to-sidecar hop keeps
+// its mTLS connections open instead of handshaking per request). Stats under `cluster.<name>.` as Envoy's.
+import { connect as netConnect, type Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import type { Counter, Histogram, StatsScope, StatsStore } from '../admin/stats.ts';
+import { clusterStatPrefix } from '../admin/stats.ts';
+import { UpstreamConnectError, type ClusterHandle, type ClusterRequestStats, type UpstreamConnection, type UpstreamHost } from '../http/upstream-api.ts';
+import type { TcpUpstream } from '../tcp/tcp-proxy.ts';
+import { Path } from '../resources/values.ts';
+import { compileUpstreamTls, type UpstreamTls } from '../tls/compile.ts';
+import { dialTls, SessionCache, upstreamTlsCounters, type UpstreamTlsCounters } from '../tls/dial.ts';
+import type { TlsProvider } from '../tls/provider.ts';
+import { UpstreamCluster } from './cluster.ts';
+import type { ClusterSpec, Endpoint } from './compile.ts';
+import type { Host } from './hosts.ts';
+import type { StatsSink } from './stats.ts';
+
+export interface ClusterRuntimeDeps {
+  readonly stats: StatsStore;
+  readonly tls: TlsProvider;
+  readonly log: (level: 'info' | 'warn' | 'error', message: string, fields?: Record<string, unknown>) => void;
+}
+
+/** Names the upstream modules report that are gauges (they move both ways); every other name is a counter. */
+const GAUGE = /^membership_(?!change)|_active$|_open$|\.remaining_|^health_check\.healthy$/;
+
+function sinkInto(scope: StatsScope): StatsSink {
+  return (name, delta) => {
+    if (GAUGE.test(name)) scope.gauge(name).inc(delta);
+    else scope.counter(name).inc(delta);
+  };
+}
+
+class RequestStats implements ClusterRequestStats {
+  readonly rqTotal: Counter;
+  readonly rqTimeout: Counter;
+  readonly rqRetry: Counter;
+  readonly rqRetrySuccess: Counter;
+  readonly rqTime: Histogram;
+  readonly rqPendingOverflow: Counter;
+  readonly noHealthyUpstream: Counter;
+  readonly #scope: StatsScope;
+  readonly #byCode = new Map<number, Counter>();
+  readonly #byClass: Counter[];
+
+  constructor(scope: StatsScope) {
+    this.#scope = scope;
+    this.rqTotal = scope.counter('upstream_rq_total');
+    this.rqTimeout = scope.counter('upstream_rq_timeout');
+    this.rqRetry = scope.counter('upstream_rq_retry');
+    this.rqRetrySuccess = scope.counter('upstream_rq_retry_success');
+    this.rqTime = scope.histogram('upstream_rq_time');
+    this.rqPendingOverflow = scope.counter('upstream_rq_pending_overflow');
+    this.noHealthyUpstream = scope.counter('upstream_cx_none_healthy');
+    this.#byClass = [1, 2, 3, 4, 5].map((n) => scope.counter(`upstream_rq_${n}xx`));
+  }
+
+  status(code: number): void {
+    let c = this.#byCode.get(code);
+    if (!c) {
+      c = this.#scope.counter(`upstream_rq_${code}`);
+      this.#byCode.set(code, c);
+    }
+    c.inc();
+    this.#byClass[Math.floor(code / 100) - 1]?.inc();
+  }
+}
+
+interface Pooled {
+  readonly socket: Duplex;
+  readonly host: Host;
+  readonly onGone: () => void;
+  readonly timer: NodeJS.Timeout | undefined;
+}
+
+export class ClusterRuntime implements TcpUpstream {
+  spec: ClusterSpec;
+  readonly http: ClusterHandle;
+  readonly #deps: ClusterRuntimeDeps;
+  readonly #scope: StatsScope;
+  #upstream: UpstreamCluster;
+  #tls: UpstreamTls | undefined;
+  #tlsCounters: UpstreamTlsCounters | undefined;
+  readonly #sessions = new SessionCache();
+  readonly #idle = new Map<Host, Pooled[]>();
+  readonly #live = new Set<Duplex>();
+  readonly #rq: RequestStats;
+  readonly #cx: { total: Counter; active: ReturnType<StatsScope['gauge']>; connectFail: Counter; connectTimeout: Counter; destroy: Counter; overflow: Counter; reused: Counter };
+  #endpoints: readonly Endpoint[] | undefined;
+  #closed = false;
+
+  constructor(spec: ClusterSpec, deps: ClusterRuntimeDeps) {
+    this.spec = spec;
+    this.#deps = deps;
+    this.#scope = deps.stats.scope(clusterStatPrefix(spec.observabilityName));
+    this.#rq = new RequestStats(this.#scope);
+    const s = this.#scope;
+    this.#cx = {
+      total: s.counter('upstream_cx_total'), active: s.gauge('upstream_cx_active'), connectFail: s.counter('upstream_cx_connect_fail'),
+      connectTimeout: s.counter('upstream_cx_connect_timeout'), destroy: s.counter('upstream_cx_destroy'), overflow: s.counter('upstream_cx_overflow'),
+      reused: s.counter('keymesh.upstream_cx_reused'),
+    };
+    this.#tls = this.#compileTls(spec);
+    this.#upstream = this.#makeUpstream(spec);
+    const protocol = () => this.spec.http.protocol;
+    this.http = {
+      name: spec.name,
+      stats: this.#rq,
+      get http2() {
+        return protocol() === 'http2';
+      },
+      connect: (options) => this.#connect(options?.alpn, options?.pooled ?? !options?.alpn),
+      release: (conn, reusable) => this.#release(conn, reusable),
+      outcome: (host, status) => this.#outcome(host, status),
+    };
+  }
+
+  /** New settings: hosts and pools start afresh unless nothing changed. */
+  update(spec: ClusterSpec): void {
+    if (JSON.stringify(spec) === JSON.stringify(this.spec)) return;
+    this.spec = spec;
+    this.#tls = this.#compileTls(spec);
+    this.#upstream.stop();
+    this.#drainIdle();
+    this.#upstream = this.#makeUpstream(spec);
+    if (this.#endpoints && spec.type === 'EDS') this.#upstream.hosts.setEndpoints(this.#endpoints);
+  }
+
+  setEndpoints(endpoints: readonly Endpoint[]): void {
+    this.#endpoints = endpoints;
+    if (this.spec.type !== 'EDS') return;
+    const { removed } = this.#upstream.hosts.setEndpoints(endpoints);
+    for (const host of removed) this.#dropIdle(host);
+  }
+
+  /** TCP proxy: a fresh connection (never pooled). */
+  async connect(): Promise<{ socket: Duplex; host: string }> {
+    const conn = await this.#connect(undefined, false);
+    return { socket: conn.socket, host: `${conn.host.address}:${conn.host.port}` };
+  }
+
+  /** Envoy's /clusters lines for this cluster. */
+  describe(): string {
+    return this.#upstream.hosts.hosts.map((h) => {
+      const base = `${this.spec.name}::${h.address}:${h.port}`;
+      const flags = [h.failedActiveHealthCheck ? '/failed_active_hc' : '', h.ejected ? '/failed_outlier_check' : ''].join('') || 'healthy';
+      return `${base}::health_flags::${flags}\n${base}::cx_active::${h.activeConnections}\n${base}::rq_active::${h.activeRequests}\n`;
+    }).join('');
+  }
+
+  close(): void {
+    this.#closed = true;
+    this.#upstream.stop();
+    this.#drainIdle();
+    for (const s of this.#live) s.destroy();
+    this.#scope.close();
+  }
+
+  #compileTls(spec: ClusterSpec): UpstreamTls | undefined {
+    if (!spec.transportSocket) return undefined;
+    this.#tlsCounters ??= upstreamTlsCounters(this.#scope);
+    return compileUpstreamTls(spec.transportSocket, new Path(`cluster ${spec.name}`).at('transportSocket'));
+  }
+
+  #makeUpstream(spec: ClusterSpec): UpstreamCluster {
+    const tls = this.#tls;
+    const upstream = new UpstreamCluster(spec, {
+      stats: sinkInto(this.#scope),
+      ...(tls ? {
+        secure: true,
+        dial: async (target, signal) => {
+          const raw = await this.#tcp(target.address, target.port, signal);
+          return dialTls({ tls, provider: this.#deps.tls, counters: this.#tlsCounters!, sessions: this.#sessions, socket: raw, host: target.address, port: target.port, ...(target.alpnProtocols ? { alpn: target.alpnProtocols } : {}) });
+        },
+      } : {}),
+    });
+    upstream.start();
+    return upstream;
+  }
+
+  #tcp(address: string, port: number, signal?: AbortSignal): Promise<Socket> {
+    return new Promise((resolve, reject) => {
+      const socket = netConnect({ host: address, port, noDelay: true });
+      const timer = setTimeout(() => {
+        this.#cx.connectTimeout.inc();
+        socket.destroy();
+        reject(new UpstreamConnectError('connect-timeout', `connection to ${address}:${port} timed out after ${this.spec.connectTimeoutMs} ms`));
+      }, this.spec.connectTimeoutMs);
+      const abort = () => socket.destroy(new Error('aborted'));
+      signal?.addEventListener('abort', abort, { once: true });
+      socket.once('connect', () => {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', abort);
+        resolve(socket);
+      });
+      socket.once('error', (e) => {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', abort);
+        this.#cx.connectFail.inc();
+        reject(new UpstreamConnectError('connect-failure', e.message));
+      });
+    });
+  }
+
+  async #connect(alpn: readonly string[] | undefined, pooled: boolean): Promise<UpstreamConnection> {
+    if (this.#closed) throw new UpstreamConnectError('no-healthy-upstream', `cluster ${this.spec.name} was removed`);
+    await this.#upstream.hosts.ready;
+    const host = this.#upstream.hosts.pick();
+    if (!host) throw new UpstreamConnectError('no-healthy-upstream', `cluster ${this.spec.name} has no healthy host`);
+    if (pooled) {
+      const idle = this.#idle.get(host);
+      while (idle && idle.length > 0) {
+        const p = idle.pop()!;
+        clearTimeout(p.timer);
+        p.socket.off('close', p.onGone);
+        p.socket.off('error', p.onGone);
+        p.socket.off('data', p.onGone);
+        if (p.socket.destroyed || !p.socket.writable) continue;
+        this.#cx.reused.inc();
+        return { socket: p.socket, host, reused: true };
+      }
+    }
+    const breaker = this.#upstream.circuitBreakers.default;
+    if (!breaker.tryAcquire('connections')) {
+      this.#cx.overflow.inc();
+      throw new UpstreamConnectError('overflow', `cluster ${this.spec.name}: too many connections`);
+    }
+    let socket: Duplex;
+    try {
+      const raw = await this.#tcp(host.address, host.port);
+      socket = this.#tls
+        ? await dialTls({ tls: this.#tls, provider: this.#deps.tls, counters: this.#tlsCounters!, sessions: this.#sessions, socket: raw, host: host.address, port: host.port, ...(alpn ? { alpn } : {}) }).catch((e: unknown) => {
+          throw new UpstreamConnectError('tls-failure', (e as Error).message);
+        })
+        : raw;
+    } catch (e) {
+      breaker.release('connections');
+      this.#outcome(host, 'connect-failure');
+      throw e;
+    }
+    this.#cx.total.inc();
+    this.#cx.active.inc();
+    host.connectionOpened();
+    this.#live.add(socket);
+    socket.once('close', () => {
+      this.#live.delete(socket);
+      this.#cx.active.dec();
+      this.#cx.destroy.inc();
+      host.connectionClosed();
+      breaker.release('connections');
+    });
+    socket.on('error', () => {});
+    return { socket, host, reused: false };
+  }
+
+  #release(conn: UpstreamConnection, reusable: boolean): void {
+    const host = conn.host as Host;
+    const socket = conn.socket;
+    if (!reusable || this.#closed || socket.destroyed || !socket.writable || this.#upstream.hosts.hosts.indexOf(host) < 0) {
+      socket.destroy();
+      return;
+    }
+    socket.pause();
+    const list = this.#idle.get(host) ?? [];
+    const onGone = () => {
+      // Closed, failed or (unexpectedly) talking while idle: not reusable.
+      const i = list.findIndex((p) => p.socket === socket);
+      if (i >= 0) list.splice(i, 1);
+      socket.destroy();
+    };
+    const idleMs = this.spec.http.idleTimeoutMs;
+    const timer = idleMs === undefined ? undefined : setTimeout(onGone, idleMs);
+    timer?.unref();
+    socket.once('close', onGone);
+    socket.once('error', onGone);
+    socket.once('data', onGone);
+    socket.resume();
+    list.push({ socket, host, onGone, timer });
+    this.#idle.set(host, list);
+  }
+
+  #outcome(host: UpstreamHost, status: number | 'connect-failure' | 'reset' | 'timeout'): void {
+    const detector = this.#upstream.outlierDetector;
+    if (!detector) return;
+    const h = host as Host;
+    if (typeof status === 'number') detector.reportHttpStatus(h, status);
+    else if (status === 'connect-failure') detector.reportResult(h, 'LOCAL_ORIGIN_CONNECT_FAILED');
+    else if (status === 'timeout') detector.reportResult(h, 'LOCAL_ORIGIN_TIMEOUT');
+    else detector.reportHttpStatus(h, 503);
+  }
+
+  #dropIdle(host: Host): void {
+    for (const p of this.#idle.get(host) ?? []) {
+      clearTimeout(p.timer);
+      p.socket.destroy();
+    }
+    this.#idle.delete(host);
+  }
+
+  #drainIdle(): void {
+    for (const host of [...this.#idle.keys()]) this.#dropIdle(host);
+  }
+}
