@@ -2,7 +2,7 @@
 // when ALPN chose h2 or the client sent the HTTP/2 preface, HTTP/1.1 otherwise) and starts its session.
 import type { DownstreamConnection } from '../listeners/listener.ts';
 import type { RouteTable } from '../routing/compile.ts';
-import { Http1Session, type AccessLogEntry, type HttpManagerStats } from './http1-session.ts';
+import { DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_REQUEST_HEADERS_TIMEOUT_MS, Http1Session, type AccessLogEntry, type Http1Timeouts, type HttpManagerStats } from './http1-session.ts';
 import { handleHttp2 } from './http2-session.ts';
 import type { ClusterHandle } from './upstream-api.ts';
 
@@ -13,6 +13,8 @@ export interface HttpHandlerDeps {
   readonly codec: 'AUTO' | 'HTTP1' | 'HTTP2';
   readonly accessLog?: (entry: AccessLogEntry) => void;
   readonly now: () => number;
+  /** The HTTP/1 connection manager's timeouts (http1-session.ts defaults when absent). */
+  readonly timeouts?: Http1Timeouts;
 }
 
 const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
@@ -26,7 +28,7 @@ function looksHttp2(first: Buffer): boolean | undefined {
 export function handleHttp(conn: DownstreamConnection, deps: HttpHandlerDeps): void {
   const ctx = {
     routes: deps.routes, cluster: deps.cluster, stats: deps.stats, scheme: conn.tls ? 'https' as const : 'http' as const,
-    remoteAddress: conn.remoteAddress, accessLog: deps.accessLog, now: deps.now,
+    remoteAddress: conn.remoteAddress, accessLog: deps.accessLog, now: deps.now, timeouts: deps.timeouts,
   };
   const alpn = (conn.socket as { alpnProtocol?: string | false }).alpnProtocol;
   if (deps.codec === 'HTTP2' || alpn === 'h2' || (conn.inspection?.kind === 'http' && conn.inspection.protocol === 'h2c')) {
@@ -38,12 +40,30 @@ export function handleHttp(conn: DownstreamConnection, deps: HttpHandlerDeps): v
     conn.onDrain(() => session.drain());
     return;
   }
-  // AUTO without a hint: look at the first bytes.
+  // AUTO without a hint: look at the first bytes. Until they tell, the HTTP/1 session's timers apply: the idle
+  // timeout while nothing came, the request headers timeout once a prefix of the HTTP/2 preface did.
   let buffered: Buffer | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  const arm = (ms: number, counter: HttpManagerStats['cxIdleTimeout']) => {
+    clearTimeout(timer);
+    if (ms <= 0) return;
+    timer = setTimeout(() => {
+      counter.inc();
+      conn.socket.destroy();
+    }, ms);
+    timer.unref();
+  };
+  arm(deps.timeouts?.idleMs ?? DEFAULT_IDLE_TIMEOUT_MS, deps.stats.cxIdleTimeout);
+  conn.socket.once('close', () => clearTimeout(timer));
   const onData = (chunk: Buffer) => {
+    const first = buffered === undefined;
     buffered = buffered ? Buffer.concat([buffered, chunk]) : chunk;
     const h2 = looksHttp2(buffered);
-    if (h2 === undefined) return;
+    if (h2 === undefined) {
+      if (first) arm(deps.timeouts?.requestHeadersMs ?? DEFAULT_REQUEST_HEADERS_TIMEOUT_MS, deps.stats.rqHeaderTimeout);
+      return;
+    }
+    clearTimeout(timer);
     conn.socket.off('data', onData);
     conn.socket.pause();
     if (h2) {

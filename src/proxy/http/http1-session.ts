@@ -8,9 +8,38 @@
 // request body is small enough to replay (64 KiB, else no retry), `Expect: 100-continue` answered locally,
 // the upstream connection reused only when both sides keep it alive and the exchange completed cleanly.
 // A request that cannot be parsed gets 400 (431 for headers too large) and the connection is closed.
+//
+// Containment (garbage, slow or stuck clients: bounded memory, timeouts, and `http.<stat_prefix>.` counters that
+// say why a connection ended):
+// - Parse errors (a head over 60 KiB or with more than 100 fields: 431; a malformed request line, conflicting
+//   Content-Length / Transfer-Encoding, a bad chunked body: 400) answer with `connection: close`, close, and count
+//   `downstream_cx_protocol_error` (as Envoy counts its codec errors) besides `downstream_rq_<n>xx`; the access
+//   log gets a line with the DPE flag. A head being received is held in one buffer of at most 60 KiB (+ a read).
+// - Request headers timeout, `requestHeadersMs` (DEFAULT_REQUEST_HEADERS_TIMEOUT_MS, 10 s): from the first
+//   byte of a request head to its end, not reset by the bytes that trickle in (a slowloris client sending one
+//   byte a second is cut there): 408 `request header timeout`, close, `downstream_rq_header_timeout`. Envoy's
+//   request_headers_timeout is off by default (its 5 min stream idle timer bounds such a head); keymesh sets
+//   one because an HTTP client writes its head at once: 10 s is ample for any link that can carry HTTP
+//   (haproxy's documented `timeout http-request` example is 10 s; nginx's client_header_timeout 60 s and
+//   Kestrel's 30 s are upper bounds for direct internet clients) and it frees a slowloris socket 30x sooner
+//   than Envoy's stream idle timeout would.
+// - Connection idle timeout, `idleMs` (Envoy's common_http_protocol_options.idle_timeout default, 1 h): no
+//   request in progress and no byte of the next one, including before the first: closed,
+//   `downstream_cx_idle_timeout`. The same as the HTTP/2 sessions' (h2-common.ts), so pooled clients see one
+//   behaviour.
+// - Stream idle timeout, `streamIdleMs` (Envoy's stream_idle_timeout default, 5 min; the route's idle_timeout
+//   when it sets one; 0 = none): a request in progress with no bytes either way: 408 (504 once the request was
+//   complete) `stream timeout` before the response started, the connection reset after;
+//   `downstream_rq_idle_timeout`, flag SI. A client that never reads its response is cut there.
+// - Back-pressure both ways: a full downstream socket pauses the upstream one (and the reverse), so a client
+//   that does not read holds at most a socket's buffers; pipelined requests are read ahead by at most
+//   PIPELINE_BUFFER_LIMIT (64 KiB) while one is in flight.
+// - Delayed close, `delayedCloseMs` (Envoy's delayed_close_timeout, 1 s): once the proxy closed its side, a
+//   peer that neither closes nor reads what is left is destroyed after that long without write progress
+//   (`downstream_cx_delayed_close_timeout`); bytes it keeps sending meanwhile are read and dropped.
 import type { Duplex } from 'node:stream';
 import type { Counter, StatsScope } from '../admin/stats.ts';
-import { BodyFramer, CONTINUE_100, HttpParseError, localReply, parseRequestHead, parseResponseHead, serializeRequestHead, serializeResponseHead, type RequestHead, type ResponseHead } from '../http1/index.ts';
+import { BodyFramer, CONTINUE_100, DEFAULT_HEAD_LIMITS, HttpParseError, localReply, parseRequestHead, parseResponseHead, serializeRequestHead, serializeResponseHead, type RequestHead, type ResponseHead } from '../http1/index.ts';
 import type { RetryPolicy, RouteTable } from '../routing/compile.ts';
 import { selectRoute, type RouteSelection } from '../routing/select.ts';
 import { viaHttp2 } from './h1-to-h2.ts'; // [http2] see #attempt
@@ -29,6 +58,12 @@ export interface HttpManagerStats {
   readonly statusClass: readonly Counter[];
   readonly noRoute: Counter;
   readonly noCluster: Counter;
+  /** A request the codec refused (bad syntax, limits, smuggling attempts). */
+  readonly cxProtocolError: Counter;
+  readonly rqHeaderTimeout: Counter;
+  readonly rqIdleTimeout: Counter;
+  readonly cxIdleTimeout: Counter;
+  readonly cxDelayedCloseTimeout: Counter;
 }
 
 /** `http.<stat_prefix>.` */
@@ -41,8 +76,32 @@ export function httpManagerStats(scope: StatsScope): HttpManagerStats {
     statusClass: [1, 2, 3, 4, 5].map((n) => scope.counter(`downstream_rq_${n}xx`)),
     noRoute: scope.counter('no_route'),
     noCluster: scope.counter('no_cluster'),
+    cxProtocolError: scope.counter('downstream_cx_protocol_error'),
+    rqHeaderTimeout: scope.counter('downstream_rq_header_timeout'),
+    rqIdleTimeout: scope.counter('downstream_rq_idle_timeout'),
+    cxIdleTimeout: scope.counter('downstream_cx_idle_timeout'),
+    cxDelayedCloseTimeout: scope.counter('downstream_cx_delayed_close_timeout'),
   };
 }
+
+/** The connection manager's timeouts (milliseconds; 0 turns one off). Defaults: the DEFAULT_* constants. */
+export interface Http1Timeouts {
+  readonly requestHeadersMs?: number;
+  readonly idleMs?: number;
+  readonly streamIdleMs?: number;
+  readonly delayedCloseMs?: number;
+}
+
+/** See the file comment for why. */
+export const DEFAULT_REQUEST_HEADERS_TIMEOUT_MS = 10_000;
+/** Envoy's common_http_protocol_options.idle_timeout default. */
+export const DEFAULT_IDLE_TIMEOUT_MS = 3_600_000;
+/** Envoy's stream_idle_timeout default. */
+export const DEFAULT_STREAM_IDLE_TIMEOUT_MS = 300_000;
+/** Envoy's delayed_close_timeout default. */
+export const DEFAULT_DELAYED_CLOSE_TIMEOUT_MS = 1_000;
+/** Pipelined request bytes read ahead while a request is in flight; beyond that the client is not read. */
+export const PIPELINE_BUFFER_LIMIT = 64 * 1024;
 
 export interface AccessLogEntry {
   readonly startTime: number;
@@ -73,10 +132,20 @@ export interface Http1Context {
   readonly accessLog?: ((entry: AccessLogEntry) => void) | undefined;
   readonly now: () => number;
   readonly random?: () => number;
+  readonly timeouts?: Http1Timeouts | undefined;
 }
 
-const HEADER_TIMEOUT_MS = 60_000;
-const IDLE_TIMEOUT_MS = 3_600_000;
+// What the connection is doing, for its timers: each timer acts only in its own phase.
+const IDLE = 0; // no request in progress, no byte of the next one: idle timeout
+const HEAD = 1; // part of a request head received: request headers timeout
+const EXCHANGE = 2; // a request in progress: stream idle timeout
+const CLOSED = 3; // closed by the proxy (delayed close) or by the peer
+
+function unrefTimer(fn: () => void, ms: number): NodeJS.Timeout {
+  const t = setTimeout(fn, ms);
+  t.unref();
+  return t;
+}
 
 function header(head: RequestHead | ResponseHead, name: string): string | undefined {
   const h = head.headers;
@@ -139,23 +208,48 @@ export class Http1Session {
   readonly #down: Duplex;
   readonly #ctx: Http1Context;
   #buf: Buffer | undefined;
+  /** Where a head trickling in is collected: #buf is a view of its start while it grows (see #append). */
+  #acc: Buffer | undefined;
+  /** #buf's length at the last parse that found the head incomplete (the parser then scans only what came since). */
+  #scanned = 0;
   #current: Exchange | undefined;
   #closed = false;
   #draining = false;
   /** The client half-closed after its request: answer it, then close. */
   #downEnded = false;
+  /** Reading paused because too many pipelined bytes wait behind the request in flight. */
+  #pipelinePaused = false;
+  #phase = IDLE;
+  // One timer of each kind per connection, made on first use and restarted with refresh() (nothing allocated
+  // per request); a timer firing outside its phase does nothing.
+  readonly #headersMs: number;
+  readonly #idleMs: number;
+  readonly #streamIdleMs: number;
+  readonly #delayedCloseMs: number;
   #idleTimer: NodeJS.Timeout | undefined;
+  #headTimer: NodeJS.Timeout | undefined;
+  #streamTimer: NodeJS.Timeout | undefined;
+  /** The stream idle timeout of the exchange in flight (0: none) and the one #streamTimer was made with. */
+  #streamMs = 0;
+  #streamTimerMs = 0;
+  #closeTimer: NodeJS.Timeout | undefined;
+  #closeWritable = 0;
 
   constructor(down: Duplex, ctx: Http1Context, initial?: Buffer) {
     this.#down = down;
     this.#ctx = ctx;
+    const t = ctx.timeouts;
+    this.#headersMs = t?.requestHeadersMs ?? DEFAULT_REQUEST_HEADERS_TIMEOUT_MS;
+    this.#idleMs = t?.idleMs ?? DEFAULT_IDLE_TIMEOUT_MS;
+    this.#streamIdleMs = t?.streamIdleMs ?? DEFAULT_STREAM_IDLE_TIMEOUT_MS;
+    this.#delayedCloseMs = t?.delayedCloseMs ?? DEFAULT_DELAYED_CLOSE_TIMEOUT_MS;
     ctx.stats.cxHttp1Total.inc();
     if (initial && initial.length > 0) this.#buf = initial;
     down.on('data', (chunk: Buffer) => this.#onDownstream(chunk));
     down.on('end', () => this.#onDownstreamEnd());
     down.on('close', () => this.#onDownstreamClose());
     down.on('error', () => {});
-    this.#armIdle();
+    this.#enterIdle();
     if (this.#buf) this.#process();
   }
 
@@ -168,15 +262,39 @@ export class Http1Session {
   // --- downstream -------------------------------------------------------------------------------------
 
   #onDownstream(chunk: Buffer): void {
-    this.#armIdle();
+    if (this.#closed) return; // closing: what the client still sends is dropped
     const ex = this.#current;
     if (ex && !ex.requestComplete && this.#buf === undefined) {
       // The fast path: body bytes of the request being forwarded.
+      if (this.#streamMs > 0) this.#streamTimer!.refresh();
       this.#forwardRequestBody(ex, chunk, 0);
       return;
     }
-    this.#buf = this.#buf === undefined ? chunk : Buffer.concat([this.#buf, chunk]);
+    this.#append(chunk);
     this.#process();
+  }
+
+  /**
+   * Adds bytes to #buf. A head that arrives in pieces grows in #acc (doubling), so a head trickled in byte by
+   * byte costs O(n) copies, not O(n²); #acc is dropped once the head is parsed.
+   */
+  #append(chunk: Buffer): void {
+    const buf = this.#buf;
+    if (buf === undefined) {
+      this.#buf = chunk;
+      return;
+    }
+    const len = buf.length + chunk.length;
+    let acc = this.#acc;
+    if (acc !== undefined && buf.buffer === acc.buffer && buf.byteOffset === acc.byteOffset && len <= acc.length) {
+      chunk.copy(acc, buf.length);
+    } else {
+      acc = Buffer.allocUnsafe(Math.max(2 * len, 4096));
+      buf.copy(acc, 0);
+      chunk.copy(acc, buf.length);
+      this.#acc = acc;
+    }
+    this.#buf = acc.subarray(0, len);
   }
 
   #onDownstreamEnd(): void {
@@ -187,7 +305,13 @@ export class Http1Session {
 
   #onDownstreamClose(): void {
     this.#closed = true;
+    this.#phase = CLOSED;
+    this.#buf = undefined;
+    this.#acc = undefined;
     clearTimeout(this.#idleTimer);
+    clearTimeout(this.#headTimer);
+    clearTimeout(this.#streamTimer);
+    clearTimeout(this.#closeTimer);
     const ex = this.#current;
     if (ex) {
       clearTimeout(ex.timer);
@@ -199,17 +323,96 @@ export class Http1Session {
     }
   }
 
-  #armIdle(): void {
-    clearTimeout(this.#idleTimer);
-    this.#idleTimer = setTimeout(() => this.#close(), this.#current ? IDLE_TIMEOUT_MS : HEADER_TIMEOUT_MS);
-    this.#idleTimer.unref();
+  // --- timers -----------------------------------------------------------------------------------------
+
+  #enterIdle(): void {
+    this.#phase = IDLE;
+    if (this.#idleMs <= 0) return;
+    if (this.#idleTimer) this.#idleTimer.refresh();
+    else this.#idleTimer = unrefTimer(() => this.#onIdleTimeout(), this.#idleMs);
+  }
+
+  #enterHead(): void {
+    this.#phase = HEAD;
+    if (this.#headersMs <= 0) return;
+    if (this.#headTimer) this.#headTimer.refresh();
+    else this.#headTimer = unrefTimer(() => this.#onHeadersTimeout(), this.#headersMs);
+  }
+
+  /** A request began: its stream idle timer (the route's idle_timeout, else the connection manager's). */
+  #enterExchange(idleMs: number): void {
+    this.#phase = EXCHANGE;
+    this.#streamMs = idleMs;
+    if (idleMs <= 0) {
+      // None for this route: the timer of an earlier exchange must not fire on this one.
+      clearTimeout(this.#streamTimer);
+      this.#streamTimer = undefined;
+      this.#streamTimerMs = 0;
+      return;
+    }
+    if (this.#streamTimer && this.#streamTimerMs === idleMs) {
+      this.#streamTimer.refresh();
+      return;
+    }
+    clearTimeout(this.#streamTimer);
+    this.#streamTimerMs = idleMs;
+    this.#streamTimer = unrefTimer(() => this.#onStreamIdleTimeout(), idleMs);
+  }
+
+  #onIdleTimeout(): void {
+    if (this.#phase !== IDLE || this.#closed) return;
+    this.#ctx.stats.cxIdleTimeout.inc();
+    this.#close();
+  }
+
+  #onHeadersTimeout(): void {
+    if (this.#phase !== HEAD || this.#closed) return;
+    const stats = this.#ctx.stats;
+    stats.rqHeaderTimeout.inc();
+    this.#refuse(408, 'request header timeout', '');
+  }
+
+  #onStreamIdleTimeout(): void {
+    const ex = this.#current;
+    if (this.#phase !== EXCHANGE || this.#closed || !ex || this.#streamMs <= 0) return;
+    this.#ctx.stats.rqIdleTimeout.inc();
+    if (ex.answered) {
+      // The response started: nothing to do but reset the connection (Envoy resets the stream).
+      if (ex.upstream) this.#abandonUpstream(ex, ex.upstream);
+      this.#down.destroy();
+      return;
+    }
+    this.#fail(ex, ex.framer.done ? 504 : 408, 'stream timeout', 'SI');
   }
 
   #close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    clearTimeout(this.#idleTimer);
-    this.#down.end();
+    this.#phase = CLOSED;
+    this.#buf = undefined;
+    this.#acc = undefined;
+    const down = this.#down;
+    down.end();
+    // Keep reading (and dropping) until the client closes too; it gets delayedCloseMs without write progress.
+    this.#pipelinePaused = false;
+    down.resume();
+    if (this.#delayedCloseMs > 0 && !down.destroyed) {
+      this.#closeWritable = down.writableLength;
+      this.#closeTimer = unrefTimer(() => this.#onDelayedClose(), this.#delayedCloseMs);
+    }
+  }
+
+  #onDelayedClose(): void {
+    const down = this.#down;
+    if (down.destroyed) return;
+    const left = down.writableLength;
+    if (left > 0 && left < this.#closeWritable) {
+      this.#closeWritable = left;
+      this.#closeTimer!.refresh();
+      return;
+    }
+    this.#ctx.stats.cxDelayedCloseTimeout.inc();
+    down.destroy();
   }
 
   /** Parses what is buffered: the body of the current request, or the next request's head. */
@@ -217,31 +420,66 @@ export class Http1Session {
     while (!this.#closed && this.#buf !== undefined) {
       const ex = this.#current;
       if (ex) {
-        if (ex.requestComplete) return; // pipelined: waits for the response in flight
+        if (ex.requestComplete) {
+          // Pipelined: waits for the response in flight, and the client is not read beyond a bound meanwhile.
+          if (this.#buf.length > PIPELINE_BUFFER_LIMIT && !this.#pipelinePaused) {
+            this.#pipelinePaused = true;
+            this.#down.pause();
+          }
+          return;
+        }
         const buf = this.#buf;
         this.#buf = undefined;
         this.#forwardRequestBody(ex, buf, 0);
         continue;
       }
+      if (this.#pipelinePaused) {
+        this.#pipelinePaused = false;
+        this.#down.resume();
+      }
       let parsed;
       try {
-        parsed = parseRequestHead(this.#buf, 0);
+        parsed = parseRequestHead(this.#buf, 0, DEFAULT_HEAD_LIMITS, this.#scanned > 0 ? this.#scanned : undefined);
       } catch (e) {
         this.#refuseBadRequest(e);
         return;
       }
-      if (!parsed) return;
+      if (!parsed) {
+        this.#scanned = this.#buf.length;
+        if (this.#phase !== HEAD) this.#enterHead();
+        return;
+      }
+      this.#scanned = 0;
+      this.#acc = undefined;
       const rest = parsed.end < this.#buf.length ? this.#buf.subarray(parsed.end) : undefined;
       this.#buf = undefined;
       this.#begin(parsed.head, rest);
     }
+    if (!this.#closed && !this.#current && this.#buf === undefined && this.#phase !== IDLE) this.#enterIdle();
   }
 
   #refuseBadRequest(e: unknown): void {
     const status = e instanceof HttpParseError ? e.status : 400;
-    this.#ctx.stats.rqTotal.inc();
-    this.#ctx.stats.statusClass[3]!.inc();
-    this.#down.write(localReply({ status, body: status === 431 ? 'Request Header Fields Too Large' : 'Bad Request', close: true }));
+    this.#ctx.stats.cxProtocolError.inc();
+    this.#refuse(status, status === 431 ? 'Request Header Fields Too Large' : 'Bad Request', 'DPE');
+  }
+
+  /** A local reply to a request that never became one (unparseable, or its head did not arrive), then close. */
+  #refuse(status: number, body: string, flags: string): void {
+    const ctx = this.#ctx;
+    ctx.stats.rqTotal.inc();
+    ctx.stats.statusClass[Math.floor(status / 100) - 1]?.inc();
+    const reply = localReply({ status, body, close: true });
+    this.#down.write(reply);
+    const log = ctx.accessLog;
+    if (log) {
+      const now = ctx.now();
+      log({
+        startTime: now, method: '-', path: '-', protocol: 'HTTP/1.1', status, responseFlags: flags || '-', bytesReceived: 0,
+        bytesSent: reply.length, durationMs: 0, upstreamHost: undefined, authority: undefined, userAgent: undefined, requestId: undefined,
+        upstreamCluster: undefined, downstreamRemoteAddress: ctx.remoteAddress,
+      });
+    }
     this.#close();
   }
 
@@ -251,6 +489,7 @@ export class Http1Session {
     ctx.stats.rqHttp1Total.inc();
     const ex = new Exchange(head, ctx.now());
     this.#current = ex;
+    this.#phase = EXCHANGE;
     if (head.expectContinue) this.#down.write(CONTINUE_100);
     const table = ctx.routes();
     const sel = table ? selectRoute(table, { authority: head.host, path: head.path, method: head.method, scheme: ctx.scheme, header: headerView(head) }, ctx.random) : undefined;
@@ -272,6 +511,7 @@ export class Http1Session {
     }
     ex.cluster = cluster;
     cluster.stats.rqTotal.inc();
+    this.#enterExchange(sel.route.action.idleTimeoutMs ?? this.#streamIdleMs);
     const timeoutMs = sel.route.action.timeoutMs;
     if (timeoutMs > 0) {
       ex.timer = setTimeout(() => this.#timeout(ex), timeoutMs);
@@ -285,9 +525,9 @@ export class Http1Session {
     let n: number;
     try {
       n = ex.framer.feed(buf, offset);
-    } catch (e) {
+    } catch {
+      this.#ctx.stats.cxProtocolError.inc();
       this.#fail(ex, 400, 'bad request body', 'DPE');
-      void e;
       return;
     }
     if (n > 0) {
@@ -388,6 +628,7 @@ export class Http1Session {
 
   #onUpstream(ex: Exchange, conn: UpstreamConnection, chunk: Buffer): void {
     if (this.#current !== ex || ex.upstream !== conn) return;
+    if (this.#streamMs > 0) this.#streamTimer!.refresh();
     if (!ex.response) {
       const buf = ex.upstreamBuf ? Buffer.concat([ex.upstreamBuf, chunk]) : chunk;
       let parsed;
@@ -571,7 +812,6 @@ export class Http1Session {
       this.#close();
       return;
     }
-    this.#armIdle();
     this.#process();
   }
 

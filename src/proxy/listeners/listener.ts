@@ -2,6 +2,25 @@
 // first bytes, with Envoy's 15 s timeout), picks the filter chain, terminates TLS when the chain has it (with
 // Envoy's peer checks and ssl.* counters), and hands the connection to the chain's network filter.
 //
+// Containment (whatever arrives on the port, the connection ends and a counter of `listener.<address>_<port>.`
+// says why):
+// - Listener filters read at most MAX_INSPECT_BYTES (one TLS record, 16 KiB) and get `filtersTimeoutMs` (15 s,
+//   Envoy's listener_filters_timeout): a client that sends one byte and stalls is closed then
+//   (`downstream_pre_cx_timeout`; `downstream_pre_cx_active` counts the sockets being inspected). A TLS record
+//   longer than that is not a ClientHello the inspector will read: closed (`tls_inspector.client_hello_too_large`,
+//   Envoy's tls_inspector counter, kept under the listener here). A client that goes away while inspected:
+//   `downstream_listener_filter_remote_close`. No chain for what was seen: `no_filter_chain_match`.
+// - TLS must complete within `tlsHandshakeTimeoutMs` of starting (TLS_HANDSHAKE_TIMEOUT_MS, 10 s): a client that
+//   never sends its ClientHello or stops mid-handshake is closed (`downstream_cx_transport_socket_connect_timeout`,
+//   the counter of Envoy's transport_socket_connect_timeout). Envoy sets no such timeout by default (its HTTP
+//   connection manager's 1 h idle timeout ends such connections); node's own default is 120 s. A handshake takes
+//   a few round trips, so 10 s is generous for any client and bounds how long a stalled one holds a socket.
+// - A handshake that fails (bytes that are not TLS, an HTTP request on a TLS port, a protocol version refused):
+//   `ssl.connection_error`, or `ssl.fail_verify_*` for a refused client certificate, as Envoy counts them.
+// - `downstream_cx_destroy` counts every connection that ended, `downstream_cx_active` the open ones.
+// What happens after the network filter took the connection (HTTP limits and timeouts, the TCP proxy's idle
+// timeout) is the filter's: http/http1-session.ts, tcp/tcp-proxy.ts.
+//
 // Configuration changes replace the chains for NEW connections; connections already open keep the chain and
 // TLS material they started with (Envoy drains old chains the same way). `close()` stops accepting and waits
 // for open connections up to a drain time, then ends them.
@@ -18,6 +37,9 @@ import { needsInspection, selectChain } from './select-chain.ts';
 
 /** Envoy's default listener_filters_timeout. */
 export const LISTENER_FILTERS_TIMEOUT_MS = 15_000;
+
+/** Time a TLS handshake may take, from its start (after the listener filters) to its end; see the file comment. */
+export const TLS_HANDSHAKE_TIMEOUT_MS = 10_000;
 
 export interface DownstreamConnection {
   /** Plaintext socket, or the TLS socket once the handshake and peer checks passed. */
@@ -46,14 +68,22 @@ export interface ListenerDeps {
   /** `listener.<address>_<port>.` */
   readonly stats: StatsScope;
   readonly log?: (message: string, fields?: Record<string, unknown>) => void;
+  /** Listener filter timeout (LISTENER_FILTERS_TIMEOUT_MS by default). */
   readonly filtersTimeoutMs?: number;
+  /** TLS handshake timeout (TLS_HANDSHAKE_TIMEOUT_MS by default). */
+  readonly tlsHandshakeTimeoutMs?: number;
 }
 
 interface ListenerCounters {
   readonly cxTotal: ReturnType<StatsScope['counter']>;
   readonly cxActive: ReturnType<StatsScope['gauge']>;
+  readonly cxDestroy: ReturnType<StatsScope['counter']>;
   readonly noChain: ReturnType<StatsScope['counter']>;
   readonly filtersTimeout: ReturnType<StatsScope['counter']>;
+  readonly preCxActive: ReturnType<StatsScope['gauge']>;
+  readonly filterRemoteClose: ReturnType<StatsScope['counter']>;
+  readonly helloTooLarge: ReturnType<StatsScope['counter']>;
+  readonly handshakeTimeout: ReturnType<StatsScope['counter']>;
   readonly handshake: ReturnType<StatsScope['counter']>;
   readonly noCertificate: ReturnType<StatsScope['counter']>;
   readonly connectionError: ReturnType<StatsScope['counter']>;
@@ -66,8 +96,13 @@ function counters(stats: StatsScope): ListenerCounters {
   return {
     cxTotal: stats.counter('downstream_cx_total'),
     cxActive: stats.gauge('downstream_cx_active'),
+    cxDestroy: stats.counter('downstream_cx_destroy'),
     noChain: stats.counter('no_filter_chain_match'),
     filtersTimeout: stats.counter('downstream_pre_cx_timeout'),
+    preCxActive: stats.gauge('downstream_pre_cx_active'),
+    filterRemoteClose: stats.counter('downstream_listener_filter_remote_close'),
+    helloTooLarge: stats.counter('tls_inspector.client_hello_too_large'),
+    handshakeTimeout: stats.counter('downstream_cx_transport_socket_connect_timeout'),
     handshake: ssl.counter('handshake'),
     noCertificate: ssl.counter('no_certificate'),
     connectionError: ssl.counter('connection_error'),
@@ -99,6 +134,8 @@ export class RunningListener {
   readonly #tlsServers = new WeakMap<FilterChainSpec, { key: string; server: TlsServer }>();
   /** Drain callbacks of open connections, by the chain they were accepted on. */
   readonly #drains = new Map<FilterChainSpec, Set<() => void>>();
+  /** Connections handed to a chain's tls.Server, until their handshake is done: what to do with them then. */
+  readonly #handshaking = new WeakMap<object, Handshaken>();
   #inspect: boolean;
 
   constructor(spec: ListenerSpec, deps: ListenerDeps) {
@@ -155,41 +192,70 @@ export class RunningListener {
   }
 
   #accept(socket: Socket): void {
-    this.#c.cxTotal.inc();
-    this.#c.cxActive.inc();
+    const c = this.#c;
+    c.cxTotal.inc();
+    c.cxActive.inc();
     this.#open.add(socket);
     socket.once('close', () => {
       this.#open.delete(socket);
-      this.#c.cxActive.dec();
+      c.cxActive.dec();
+      c.cxDestroy.inc();
     });
-    socket.on('error', () => {}); // the filter reports what it cares about; an RST must not crash the proxy
-    if (!this.#inspect) {
-      this.#dispatch(socket, undefined);
-      return;
-    }
-    let buffered: Buffer = Buffer.alloc(0);
-    const timeoutMs = this.#deps.filtersTimeoutMs ?? LISTENER_FILTERS_TIMEOUT_MS;
-    const timer = setTimeout(() => {
+    socket.on('error', noop); // the filter reports what it cares about; an RST must not crash the proxy
+    if (this.#inspect) this.#runListenerFilters(socket);
+    else this.#dispatch(socket, undefined);
+  }
+
+  /**
+   * tls_inspector / http_inspector on the first bytes: at most MAX_INSPECT_BYTES are read, within the listener
+   * filter timeout; then the chain is picked from what they say.
+   */
+  #runListenerFilters(socket: Socket): void {
+    const c = this.#c;
+    c.preCxActive.inc();
+    let buffered: Buffer = EMPTY;
+    const stop = () => {
+      clearTimeout(timer);
+      c.preCxActive.dec();
       socket.off('data', onData);
-      this.#c.filtersTimeout.inc();
+      socket.off('end', onGone);
+      socket.off('close', onGone);
+    };
+    const timer = setTimeout(() => {
+      stop();
+      c.filtersTimeout.inc();
       if (this.#spec.continueOnListenerFiltersTimeout) {
         socket.pause();
         this.#dispatch(socket, undefined, buffered);
       } else {
         socket.destroy();
       }
-    }, timeoutMs);
+    }, this.#deps.filtersTimeoutMs ?? LISTENER_FILTERS_TIMEOUT_MS);
+    // The client went away (FIN or RST) before the filters could tell what it speaks.
+    const onGone = () => {
+      stop();
+      c.filterRemoteClose.inc();
+      socket.destroy();
+    };
     const onData = (chunk: Buffer) => {
       buffered = buffered.length === 0 ? chunk : Buffer.concat([buffered, chunk]);
-      const result = inspect(buffered.length > MAX_INSPECT_BYTES ? buffered.subarray(0, MAX_INSPECT_BYTES) : buffered);
-      if (result === undefined && buffered.length < MAX_INSPECT_BYTES) return;
-      clearTimeout(timer);
-      socket.off('data', onData);
+      const full = buffered.length >= MAX_INSPECT_BYTES;
+      const result = inspect(full ? buffered.subarray(0, MAX_INSPECT_BYTES) : buffered);
+      if (result === undefined && !full) return;
+      stop();
       socket.pause();
+      if (full && result?.kind !== 'tls' && buffered[0] === 0x16 && buffered[1] === 0x03) {
+        // A TLS record longer than a record may be (2^14 bytes), or a ClientHello the inspector cannot read
+        // in one: Envoy's tls_inspector closes the connection.
+        c.helloTooLarge.inc();
+        socket.destroy();
+        return;
+      }
       this.#dispatch(socket, result ?? { kind: 'other' }, buffered);
     };
     socket.on('data', onData);
-    socket.once('close', () => clearTimeout(timer));
+    socket.once('end', onGone);
+    socket.once('close', onGone);
   }
 
   /** `head`: bytes the listener filters read, to be seen again by TLS or the network filter. */
@@ -217,8 +283,11 @@ export class RunningListener {
     if (!chain.tls) {
       this.#c.plaintext.inc();
       if (head && head.length > 0) socket.unshift(head);
-      handler({ ...base, socket, tls: undefined });
+      // Flowing again (the listener filters paused it) before the filter runs: resume() only schedules the flow,
+      // so the filter's 'data' listener gets every byte, and a filter that pauses the socket (the TCP proxy while
+      // its upstream connects) keeps it paused.
       socket.resume();
+      handler({ ...base, socket, tls: undefined });
       return;
     }
     const transport = head ? withReplay(socket, head) : socket;
@@ -227,9 +296,11 @@ export class RunningListener {
 
   /**
    * TLS through a (never listening) tls.Server per chain and material: node computes the peer verdict
-   * (`authorized`) only for sockets of a tls.Server, so connections are handed to one with 'connection'.
+   * (`authorized`) only for sockets of a tls.Server, so connections are handed to one with 'connection'. The
+   * server is shared by the chain's connections; what to do with each once its handshake is done waits in
+   * #handshaking under the stream it was handed (see transportOf).
    */
-  #terminateTls(transport: Duplex, socket: Socket, chain: FilterChainSpec, then: (s: TLSSocket, tls: NonNullable<DownstreamConnection['tls']>) => void): void {
+  #terminateTls(transport: Duplex, socket: Socket, chain: FilterChainSpec, then: Handshaken): void {
     const spec = chain.tls!;
     const provided = this.#deps.tls.get(spec);
     if (!provided.ok) {
@@ -241,14 +312,15 @@ export class RunningListener {
     }
     let entry = this.#tlsServers.get(chain);
     if (!entry || entry.key !== provided.material.key) {
-      entry = { key: provided.material.key, server: this.#tlsServer(chain, provided.material, then) };
+      entry = { key: provided.material.key, server: this.#tlsServer(chain, provided.material) };
       this.#tlsServers.set(chain, entry);
     }
+    this.#handshaking.set(transport, then);
     entry.server.emit('connection', transport);
     socket.resume();
   }
 
-  #tlsServer(chain: FilterChainSpec, material: TlsMaterial, then: (s: TLSSocket, tls: NonNullable<DownstreamConnection['tls']>) => void): TlsServer {
+  #tlsServer(chain: FilterChainSpec, material: TlsMaterial): TlsServer {
     const spec = chain.tls!;
     const validates = spec.validation?.trust !== undefined;
     // A tls.Server builds its own context from these (it ignores a given secureContext).
@@ -262,15 +334,25 @@ export class RunningListener {
       // The verdict is ours (checkPeer), after the handshake: node ends a refused connection of a tls.Server
       // silently, without an event to count it by (ssl.fail_verify_error), when it rejects by itself.
       rejectUnauthorized: false,
+      // From the start of the handshake to its end, however the bytes trickle in (node's timer is not reset by
+      // handshake traffic); it ends as a tlsClientError ERR_TLS_HANDSHAKE_TIMEOUT.
+      handshakeTimeout: this.#deps.tlsHandshakeTimeoutMs ?? TLS_HANDSHAKE_TIMEOUT_MS,
       ...(spec.alpn.length > 0 ? { ALPNProtocols: [...spec.alpn] } : {}),
     });
-    server.on('tlsClientError', (e: Error, tlsSocket: TLSSocket) => {
-      const problem = handshakeProblem(e);
-      if (problem) this.#c.sslProblem[problem].inc();
-      else this.#c.connectionError.inc();
+    server.on('tlsClientError', (e: Error & { code?: string }, tlsSocket: TLSSocket) => {
+      if (e.code === 'ERR_TLS_HANDSHAKE_TIMEOUT') {
+        this.#c.handshakeTimeout.inc();
+      } else {
+        const problem = handshakeProblem(e);
+        if (problem) this.#c.sslProblem[problem].inc();
+        else this.#c.connectionError.inc();
+      }
       tlsSocket.destroy();
     });
     server.on('secureConnection', (tlsSocket: TLSSocket) => {
+      const transport = transportOf(tlsSocket);
+      const then = transport === undefined ? undefined : this.#handshaking.get(transport);
+      if (transport !== undefined) this.#handshaking.delete(transport);
       const peer = tlsSocket.getPeerX509Certificate();
       const problem = checkPeer(spec, material, peer, tlsSocket.authorized, spec.requireClientCertificate);
       if (problem) {
@@ -278,15 +360,38 @@ export class RunningListener {
         tlsSocket.destroy();
         return;
       }
+      if (!then) {
+        // Not a connection this listener handed over (cannot happen unless node changes how it links them).
+        this.#c.connectionError.inc();
+        this.#deps.log?.('TLS connection without its downstream connection', { listener: this.#spec.name, chain: chain.name });
+        tlsSocket.destroy();
+        return;
+      }
       this.#c.handshake.inc();
       if (!peer) this.#c.noCertificate.inc();
-      tlsSocket.on('error', () => {});
+      tlsSocket.on('error', noop);
       const cipher = tlsSocket.getCipher();
       const spiffe = /URI:(spiffe:\/\/[^,\s]+)/.exec(peer?.subjectAltName ?? '')?.[1];
       then(tlsSocket, { version: tlsSocket.getProtocol() ?? '', cipher: cipher?.name ?? '', peerSpiffeId: spiffe, peerCertificate: peer !== undefined });
     });
     return server;
   }
+}
+
+type Handshaken = (s: TLSSocket, tls: NonNullable<DownstreamConnection['tls']>) => void;
+
+const EMPTY = Buffer.alloc(0);
+
+function noop(): void {}
+
+/**
+ * The stream a tls.Server's TLS socket was made over (the one emitted with 'connection'): node keeps a net.Socket
+ * as `_parent`, and wraps any other stream (withReplay's) in a JSStreamSocket it keeps on the TLS handle. Not
+ * public API, but stable across node's releases; the listener tests run both paths with concurrent connections.
+ */
+function transportOf(s: TLSSocket): object | undefined {
+  const t = s as unknown as { _parent?: object | null; ssl?: { _parentWrap?: { stream?: object } } | null };
+  return t._parent ?? t.ssl?._parentWrap?.stream ?? undefined;
 }
 
 const chainKeys = new WeakMap<FilterChainSpec, string>();

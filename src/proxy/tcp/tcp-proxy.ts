@@ -1,6 +1,13 @@
 // Envoy's tcp_proxy network filter: each downstream connection gets one upstream connection to a host of the
 // (weighted) cluster, plain or TLS as the cluster says, and bytes are piped both ways with back-pressure.
 // An idle timeout (Envoy's default: 1 hour) ends quiet connections. Stats under `tcp.<stat_prefix>.`.
+//
+// Containment, and the counters that tell it: no route or no such cluster: the downstream connection is closed
+// (`downstream_cx_no_route`); the upstream connection cannot be made (refused, timed out, TLS refused): closed
+// (`upstream_connect_fail`, keymesh's; the cluster counts Envoy's `cluster.<name>.upstream_cx_connect_fail` or
+// `upstream_cx_connect_timeout`); no byte either way for the idle timeout: both closed (`idle_timeout`). The
+// downstream is not read while the upstream connects, and each side is read only as fast as the other takes it
+// (pipe), so a peer that does not read holds at most the sockets' buffers.
 import type { Duplex } from 'node:stream';
 import type { Counter, StatsScope } from '../admin/stats.ts';
 import type { TcpFilterSpec } from '../listeners/compile.ts';
@@ -62,25 +69,23 @@ export function handleTcpProxy(conn: DownstreamConnection, spec: TcpFilterSpec, 
       return;
     }
     const idleMs = spec.idleTimeoutMs === undefined ? DEFAULT_TCP_IDLE_TIMEOUT_MS : spec.idleTimeoutMs;
+    // One timer per connection, restarted by each read (refresh allocates nothing; after clearTimeout it is a no-op).
     let timer: NodeJS.Timeout | undefined;
-    const arm = () => {
-      if (idleMs === 0) return;
-      clearTimeout(timer);
+    if (idleMs > 0) {
       timer = setTimeout(() => {
         stats.idleTimeout.inc();
         down.destroy();
         up.destroy();
       }, idleMs);
       timer.unref();
-    };
-    arm();
+    }
     down.on('data', (d: Buffer) => {
       stats.rxBytes.inc(d.length);
-      arm();
+      timer?.refresh();
     });
     up.on('data', (d: Buffer) => {
       stats.txBytes.inc(d.length);
-      arm();
+      timer?.refresh();
     });
     down.pipe(up);
     up.pipe(down);
