@@ -22,6 +22,7 @@ import { RunningListener, type ChainHandler } from './listeners/listener.ts';
 import { ProxyConfigError, type Json } from './resources/values.ts';
 import { compileRouteConfiguration, type RouteTable } from './routing/compile.ts';
 import { handleTcpProxy, tcpProxyStats, type TcpProxyStats } from './tcp/tcp-proxy.ts';
+import type { CommonTls } from './tls/compile.ts';
 import { compileSecret } from './tls/secrets.ts';
 import type { SecretMaterial } from './tls/material.ts';
 import type { TlsProvider } from './tls/provider.ts';
@@ -107,6 +108,14 @@ export class ProxyRuntime {
     const dump: Record<string, unknown> = {};
     for (const [type, resources] of this.#raw) dump[type.slice(type.lastIndexOf('.') + 1)] = [...resources.values()];
     return dump;
+  }
+
+  /** The TLS contexts in use: every filter chain's of the listeners, then every cluster's. */
+  tlsContexts(): CommonTls[] {
+    const out: CommonTls[] = [];
+    for (const l of this.#listeners.values()) for (const c of l.spec.filterChains) if (c.tls) out.push(c.tls);
+    for (const c of this.#clusters.values()) if (c.tls) out.push(c.tls);
+    return out;
   }
 
   /** Envoy's /clusters text: `cluster::host:port::health_flags::healthy` lines. */

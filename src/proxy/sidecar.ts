@@ -100,11 +100,7 @@ export async function startSidecar(o: SidecarOptions): Promise<RunningSidecar> {
     stats,
     ready: () => (runtime.ready ? 'LIVE' : xds.version(TYPE_URLS.listener) === '' ? 'PRE_INITIALIZING' : 'INITIALIZING'),
     configDump: () => ({ configs: runtime.configDump(), waiting: runtime.waiting() }),
-    certs: () => {
-      const current = source.current();
-      const contexts: TlsContextCerts[] = current ? [{ certChain: [{ pem: current.certChainPem }], caCert: [{ pem: current.bundlePem }] }] : [];
-      return formatCerts(contexts, Date.now());
-    },
+    certs: () => formatCerts(certsInUse(runtime, tls, source.current()), Date.now()),
     clusters: () => runtime.clustersText(),
     onError: (path, e) => log('error', 'admin endpoint failed', { path, error: (e as Error).message }),
   });
@@ -134,4 +130,22 @@ export async function startSidecar(o: SidecarOptions): Promise<RunningSidecar> {
       await logs.close();
     },
   };
+}
+
+/**
+ * What /certs shows: the certificates and trust of every TLS context in use (as resolved now, so a rotated
+ * bundle shows as soon as it arrives), then the proxy's SVID; each distinct material once.
+ */
+function certsInUse(runtime: ProxyRuntime, tls: TlsProvider, svid: { certChainPem: string; bundlePem: string } | undefined): TlsContextCerts[] {
+  const seen = new Set<string>();
+  const out: TlsContextCerts[] = [];
+  for (const ctx of runtime.tlsContexts()) {
+    const provided = tls.get(ctx);
+    if (!provided.ok || seen.has(provided.material.key)) continue;
+    seen.add(provided.material.key);
+    const m = provided.material;
+    out.push({ ...(m.chainPem ? { certChain: [{ pem: m.chainPem }] } : {}), ...(m.caPem ? { caCert: [{ pem: m.caPem }] } : {}) });
+  }
+  if (svid) out.push({ certChain: [{ pem: svid.certChainPem }], caCert: [{ pem: svid.bundlePem }] });
+  return out;
 }

@@ -666,11 +666,15 @@ export class Http1Session {
       clearTimeout(ex.timer);
       const keep = resp.keepAlive && ex.head.keepAlive && resp.framing.kind !== 'close' && !this.#draining && !this.#downEnded;
       const out = serializeResponseHead(resp, keep ? {} : { connection: 'close' });
-      this.#down.write(out);
       ex.responseBytes = 0;
       const rest = parsed.end < buf.length ? buf.subarray(parsed.end) : undefined;
+      // Head and the body bytes already here go out in one write (one syscall, one TLS record), not two.
+      const down = this.#down;
+      down.cork();
+      down.write(out);
       if (rest) this.#forwardResponseBody(ex, conn, rest);
       else if (ex.responseFramer.done) this.#finish(ex);
+      down.uncork();
       return;
     }
     this.#forwardResponseBody(ex, conn, chunk);

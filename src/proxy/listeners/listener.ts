@@ -84,15 +84,32 @@ interface ListenerCounters {
   readonly filterRemoteClose: ReturnType<StatsScope['counter']>;
   readonly helloTooLarge: ReturnType<StatsScope['counter']>;
   readonly handshakeTimeout: ReturnType<StatsScope['counter']>;
+  readonly plaintext: ReturnType<StatsScope['counter']>;
+}
+
+/** `listener.<a>.ssl.*`: made only for listeners with a TLS chain, as Envoy has them only with a TLS context. */
+interface SslCounters {
   readonly handshake: ReturnType<StatsScope['counter']>;
   readonly noCertificate: ReturnType<StatsScope['counter']>;
   readonly connectionError: ReturnType<StatsScope['counter']>;
   readonly sslProblem: Record<PeerProblem, ReturnType<StatsScope['counter']>>;
-  readonly plaintext: ReturnType<StatsScope['counter']>;
+}
+
+function sslCounters(stats: StatsScope): SslCounters {
+  const ssl = stats.scope('ssl');
+  return {
+    handshake: ssl.counter('handshake'),
+    noCertificate: ssl.counter('no_certificate'),
+    connectionError: ssl.counter('connection_error'),
+    sslProblem: {
+      fail_verify_no_cert: ssl.counter('fail_verify_no_cert'),
+      fail_verify_error: ssl.counter('fail_verify_error'),
+      fail_verify_san: ssl.counter('fail_verify_san'),
+    },
+  };
 }
 
 function counters(stats: StatsScope): ListenerCounters {
-  const ssl = stats.scope('ssl');
   return {
     cxTotal: stats.counter('downstream_cx_total'),
     cxActive: stats.gauge('downstream_cx_active'),
@@ -103,14 +120,6 @@ function counters(stats: StatsScope): ListenerCounters {
     filterRemoteClose: stats.counter('downstream_listener_filter_remote_close'),
     helloTooLarge: stats.counter('tls_inspector.client_hello_too_large'),
     handshakeTimeout: stats.counter('downstream_cx_transport_socket_connect_timeout'),
-    handshake: ssl.counter('handshake'),
-    noCertificate: ssl.counter('no_certificate'),
-    connectionError: ssl.counter('connection_error'),
-    sslProblem: {
-      fail_verify_no_cert: ssl.counter('fail_verify_no_cert'),
-      fail_verify_error: ssl.counter('fail_verify_error'),
-      fail_verify_san: ssl.counter('fail_verify_san'),
-    },
     // keymesh's own: connections served without TLS, the evidence of who still speaks plaintext.
     plaintext: stats.counter('keymesh.plaintext_cx_total'),
   };
@@ -131,6 +140,7 @@ export class RunningListener {
   readonly #server: Server;
   readonly #open = new Set<Socket>();
   readonly #c: ListenerCounters;
+  #sslStats: SslCounters | undefined;
   readonly #tlsServers = new WeakMap<FilterChainSpec, { key: string; server: TlsServer }>();
   /** Drain callbacks of open connections, by the chain they were accepted on. */
   readonly #drains = new Map<FilterChainSpec, Set<() => void>>();
@@ -142,9 +152,15 @@ export class RunningListener {
     this.#spec = spec;
     this.#deps = deps;
     this.#c = counters(deps.stats);
+    if (spec.filterChains.some((c) => c.tls)) this.#sslStats = sslCounters(deps.stats);
     this.#inspect = needsInspection(spec.filterChains) && spec.listenerFilters.some((f) => f.name !== 'original_dst');
     // allowHalfOpen: a client may half-close after its request and still read the response.
     this.#server = createServer({ noDelay: true, pauseOnConnect: false, allowHalfOpen: true }, (socket) => this.#accept(socket));
+  }
+
+  /** The ssl.* counters, made the first time the listener has TLS. */
+  get #ssl(): SslCounters {
+    return (this.#sslStats ??= sslCounters(this.#deps.stats));
   }
 
   get spec(): ListenerSpec {
@@ -166,6 +182,7 @@ export class RunningListener {
    * are drained, so a tightened policy (a client certificate now required) applies to every request soon.
    */
   update(spec: ListenerSpec): void {
+    if (spec.filterChains.some((c) => c.tls)) void this.#ssl;
     const kept = new Set(spec.filterChains.map(chainKey));
     for (const [chain, drains] of this.#drains) {
       if (kept.has(chainKey(chain))) continue;
@@ -305,7 +322,7 @@ export class RunningListener {
     const provided = this.#deps.tls.get(spec);
     if (!provided.ok) {
       // Envoy would not have started the listener; a chain whose material went away refuses the connection.
-      this.#c.connectionError.inc();
+      this.#ssl.connectionError.inc();
       this.#deps.log?.('TLS material missing for a filter chain', { listener: this.#spec.name, chain: chain.name, missing: provided.missing });
       socket.destroy();
       return;
@@ -344,8 +361,8 @@ export class RunningListener {
         this.#c.handshakeTimeout.inc();
       } else {
         const problem = handshakeProblem(e);
-        if (problem) this.#c.sslProblem[problem].inc();
-        else this.#c.connectionError.inc();
+        if (problem) this.#ssl.sslProblem[problem].inc();
+        else this.#ssl.connectionError.inc();
       }
       tlsSocket.destroy();
     });
@@ -356,19 +373,19 @@ export class RunningListener {
       const peer = tlsSocket.getPeerX509Certificate();
       const problem = checkPeer(spec, material, peer, tlsSocket.authorized, spec.requireClientCertificate);
       if (problem) {
-        this.#c.sslProblem[problem].inc();
+        this.#ssl.sslProblem[problem].inc();
         tlsSocket.destroy();
         return;
       }
       if (!then) {
         // Not a connection this listener handed over (cannot happen unless node changes how it links them).
-        this.#c.connectionError.inc();
+        this.#ssl.connectionError.inc();
         this.#deps.log?.('TLS connection without its downstream connection', { listener: this.#spec.name, chain: chain.name });
         tlsSocket.destroy();
         return;
       }
-      this.#c.handshake.inc();
-      if (!peer) this.#c.noCertificate.inc();
+      this.#ssl.handshake.inc();
+      if (!peer) this.#ssl.noCertificate.inc();
       tlsSocket.on('error', noop);
       const cipher = tlsSocket.getCipher();
       const spiffe = /URI:(spiffe:\/\/[^,\s]+)/.exec(peer?.subjectAltName ?? '')?.[1];

@@ -80,3 +80,15 @@ test('a client certificate for servers that require one; sessions are resumed', 
   assert.equal(await dial(port, tls, stats, sessions), 'hi');
   assert.equal(value(stats, 'session_reused'), 1);
 });
+
+test('a session made under one SAN list is not resumed under another: the new check applies', async () => {
+  const stats = new StatsStore();
+  const port = await server(pki.server);
+  const sessions = new SessionCache();
+  assert.equal(await dial(port, upstream({ trust: true, sans: ['colorteller.mesh.local'] }), stats, sessions), 'hi');
+  assert.equal(await dial(port, upstream({ trust: true, sans: ['colorteller.mesh.local'] }), stats, sessions), 'hi');
+  assert.equal(value(stats, 'session_reused'), 1);
+  await assert.rejects(dial(port, upstream({ trust: true, sans: ['someone-else.mesh.local'] }), stats, sessions), /match none of the configured ones/);
+  assert.equal(value(stats, 'fail_verify_san'), 1);
+  assert.equal(value(stats, 'session_reused'), 1);
+});

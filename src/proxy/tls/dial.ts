@@ -2,7 +2,7 @@
 // configured), the peer verified against the trusted CAs, then Envoy's SAN matchers (no hostname check
 // otherwise) and the leaf CRL, all inside the handshake so a refused server never sees a request. Sessions
 // are resumed per host (fewer full handshakes between sidecars). Counts `cluster.<name>.ssl.*` as Envoy.
-import { X509Certificate } from 'node:crypto';
+import { createHash, X509Certificate } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { connect, type PeerCertificate, type TLSSocket } from 'node:tls';
 import type { StatsScope } from '../admin/stats.ts';
@@ -73,10 +73,17 @@ export function dialTls(o: DialOptions): Promise<TLSSocket> {
     return Promise.reject(new Error(`TLS material for the upstream is missing: ${provided.missing}`));
   }
   const m = provided.material;
-  const sessionKey = `${o.host}:${o.port}|${m.key.length}|${o.tls.sni ?? ''}`;
+  // A session is only resumed under exactly the material and checks it was made with: a changed certificate,
+  // trust or SAN list must not ride on an old session.
+  const sessionKey = `${o.host}:${o.port}|${o.tls.sni ?? ''}|${createHash('sha256').update(m.key).update(sanKey(o.tls)).digest('hex')}`;
   const session = o.sessions.get(sessionKey);
   return new Promise((resolve, reject) => {
     let verifyProblem: 'san' | 'error' | undefined;
+    const peerProblem = (x: X509Certificate): Error | undefined => {
+      if (m.crl?.revoked(x)) return new RevokedPeer(`the upstream certificate (serial ${x.serialNumber}) is revoked`);
+      if (o.tls.validation && !sansMatch(o.tls.validation.sans, sansOf(x))) return new SanMismatch(x.subjectAltName ?? '');
+      return undefined;
+    };
     const tlsSocket = connect({
       socket: o.socket,
       secureContext: provided.context,
@@ -89,16 +96,9 @@ export function dialTls(o: DialOptions): Promise<TLSSocket> {
       rejectUnauthorized: m.caPem !== undefined,
       checkServerIdentity: (_host: string, cert: PeerCertificate) => {
         if (!cert.raw) return undefined;
-        const x = new X509Certificate(cert.raw);
-        if (m.crl?.revoked(x)) {
-          verifyProblem = 'error';
-          return new RevokedPeer(`the upstream certificate (serial ${x.serialNumber}) is revoked`);
-        }
-        if (o.tls.validation && !sansMatch(o.tls.validation.sans, sansOf(x))) {
-          verifyProblem = 'san';
-          return new SanMismatch(x.subjectAltName ?? '');
-        }
-        return undefined;
+        const problem = peerProblem(new X509Certificate(cert.raw));
+        if (problem) verifyProblem = problem instanceof SanMismatch ? 'san' : 'error';
+        return problem;
       },
     });
     tlsSocket.on('session', (s: Buffer) => o.sessions.set(sessionKey, s));
@@ -111,10 +111,25 @@ export function dialTls(o: DialOptions): Promise<TLSSocket> {
     };
     tlsSocket.once('error', onError);
     tlsSocket.once('secureConnect', () => {
+      if (tlsSocket.isSessionReused()) {
+        // node skips checkServerIdentity on a resumed session: the checks run here instead.
+        const peer = tlsSocket.getPeerX509Certificate();
+        const problem = peer ? peerProblem(peer) : undefined;
+        if (problem) {
+          verifyProblem = problem instanceof SanMismatch ? 'san' : 'error';
+          onError(problem);
+          return;
+        }
+        o.counters.sessionReused.inc();
+      }
       tlsSocket.off('error', onError);
       o.counters.handshake.inc();
-      if (tlsSocket.isSessionReused()) o.counters.sessionReused.inc();
       resolve(tlsSocket);
     });
   });
+}
+
+/** The SAN checks of a context, as part of its session key. */
+function sanKey(tls: UpstreamTls): string {
+  return JSON.stringify(tls.validation?.sans ?? [], (_k, v: unknown) => (v instanceof RegExp ? v.source : v));
 }

@@ -83,7 +83,7 @@ export class ClusterRuntime implements TcpUpstream {
   #upstream: UpstreamCluster;
   #tls: UpstreamTls | undefined;
   #tlsCounters: UpstreamTlsCounters | undefined;
-  readonly #sessions = new SessionCache();
+  #sessions = new SessionCache();
   readonly #idle = new Map<Host, Pooled[]>();
   readonly #live = new Set<Duplex>();
   readonly #rq: RequestStats;
@@ -117,11 +117,18 @@ export class ClusterRuntime implements TcpUpstream {
     };
   }
 
+  /** The cluster's TLS context, if it originates TLS. */
+  get tls(): UpstreamTls | undefined {
+    return this.#tls;
+  }
+
   /** New settings: hosts and pools start afresh unless nothing changed. */
   update(spec: ClusterSpec): void {
     if (JSON.stringify(spec) === JSON.stringify(this.spec)) return;
     this.spec = spec;
     this.#tls = this.#compileTls(spec);
+    // New TLS settings: no session made under the old ones is resumed (Envoy's new SSL context does the same).
+    this.#sessions = new SessionCache();
     this.#upstream.stop();
     this.#drainIdle();
     this.#upstream = this.#makeUpstream(spec);
