@@ -7,6 +7,7 @@ import { isKeymeshError } from '../errors/index.ts';
 import { registerBootstrapCommand } from './bootstrap-command.ts';
 import { registerCaCommands } from './ca-command.ts';
 import { registerCertsCommand } from './certs-command.ts';
+import { registerDemoCommand } from './demo/demo-command.ts';
 import { registerIdentityCommand } from './identity-command.ts';
 import { registerEndpointsCommand } from './endpoints-command.ts';
 import { registerProxiesCommand } from './proxies-command.ts';
@@ -72,6 +73,7 @@ registerProxiesCommand(program);
 registerEndpointsCommand(program);
 registerBootstrapCommand(program);
 registerProxyCommands(program);
+registerDemoCommand(program);
 
 function fail(e: unknown): never {
   if (isKeymeshError(e)) {
