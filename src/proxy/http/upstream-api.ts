@@ -51,6 +51,8 @@ export interface ClusterHandle {
    * sessions ask for h2); a pooled connection is only handed out when no ALPN is asked for (HTTP/1.1).
    */
   connect(options?: { readonly alpn?: readonly string[]; readonly pooled?: boolean }): Promise<UpstreamConnection>;
+  /** Synchronously, a pooled HTTP/1.1 connection to the next host when one is idle (the fast path). */
+  takeIdle?(): UpstreamConnection | undefined;
   /** The exchange is over: back to the pool when `reusable`, else closed. */
   release(conn: UpstreamConnection, reusable: boolean): void;
   /** For outlier detection: the response status, or a locally originated failure. */

@@ -71,8 +71,8 @@ class RequestStats implements ClusterRequestStats {
 interface Pooled {
   readonly socket: Duplex;
   readonly host: Host;
-  readonly onGone: () => void;
-  readonly timer: NodeJS.Timeout | undefined;
+  /** When it went idle, for the idle timeout (checked when taken and by a sweep, not by a timer each). */
+  readonly since: number;
 }
 
 export class ClusterRuntime implements TcpUpstream {
@@ -85,6 +85,10 @@ export class ClusterRuntime implements TcpUpstream {
   #tlsCounters: UpstreamTlsCounters | undefined;
   #sessions = new SessionCache();
   readonly #idle = new Map<Host, Pooled[]>();
+  /** Sockets in the pool now: a pooled socket that talks or closes is dropped by its permanent listeners. */
+  readonly #idleSockets = new Set<Duplex>();
+  #hostsReady = false;
+  #sweep: NodeJS.Timeout | undefined;
   readonly #live = new Set<Duplex>();
   readonly #rq: RequestStats;
   readonly #cx: { total: Counter; active: ReturnType<StatsScope['gauge']>; connectFail: Counter; connectTimeout: Counter; destroy: Counter; overflow: Counter; reused: Counter };
@@ -112,6 +116,7 @@ export class ClusterRuntime implements TcpUpstream {
         return protocol() === 'http2';
       },
       connect: (options) => this.#connect(options?.alpn, options?.pooled ?? !options?.alpn),
+      takeIdle: () => this.#takeIdle(),
       release: (conn, reusable) => this.#release(conn, reusable),
       outcome: (host, status) => this.#outcome(host, status),
     };
@@ -131,6 +136,7 @@ export class ClusterRuntime implements TcpUpstream {
     this.#sessions = new SessionCache();
     this.#upstream.stop();
     this.#drainIdle();
+    this.#hostsReady = false;
     this.#upstream = this.#makeUpstream(spec);
     if (this.#endpoints && spec.type === 'EDS') this.#upstream.hosts.setEndpoints(this.#endpoints);
   }
@@ -159,6 +165,7 @@ export class ClusterRuntime implements TcpUpstream {
 
   close(): void {
     this.#closed = true;
+    clearInterval(this.#sweep);
     this.#upstream.stop();
     this.#drainIdle();
     for (const s of this.#live) s.destroy();
@@ -211,23 +218,40 @@ export class ClusterRuntime implements TcpUpstream {
     });
   }
 
+  /** The synchronous fast path: a pooled connection to the next host, if it has one idle. */
+  #takeIdle(): UpstreamConnection | undefined {
+    if (this.#closed || !this.#hostsReady) return undefined;
+    const host = this.#upstream.hosts.pick();
+    return host && this.#pooledTo(host);
+  }
+
+  #pooledTo(host: Host): UpstreamConnection | undefined {
+    const idle = this.#idle.get(host);
+    const idleMs = this.spec.http.idleTimeoutMs;
+    const now = Date.now();
+    while (idle && idle.length > 0) {
+      const p = idle.pop()!;
+      this.#idleSockets.delete(p.socket);
+      if (p.socket.destroyed || !p.socket.writable) continue;
+      if (idleMs !== undefined && now - p.since >= idleMs) {
+        p.socket.destroy();
+        continue;
+      }
+      this.#cx.reused.inc();
+      return { socket: p.socket, host, reused: true };
+    }
+    return undefined;
+  }
+
   async #connect(alpn: readonly string[] | undefined, pooled: boolean): Promise<UpstreamConnection> {
     if (this.#closed) throw new UpstreamConnectError('no-healthy-upstream', `cluster ${this.spec.name} was removed`);
     await this.#upstream.hosts.ready;
+    this.#hostsReady = true;
     const host = this.#upstream.hosts.pick();
     if (!host) throw new UpstreamConnectError('no-healthy-upstream', `cluster ${this.spec.name} has no healthy host`);
     if (pooled) {
-      const idle = this.#idle.get(host);
-      while (idle && idle.length > 0) {
-        const p = idle.pop()!;
-        clearTimeout(p.timer);
-        p.socket.off('close', p.onGone);
-        p.socket.off('error', p.onGone);
-        p.socket.off('data', p.onGone);
-        if (p.socket.destroyed || !p.socket.writable) continue;
-        this.#cx.reused.inc();
-        return { socket: p.socket, host, reused: true };
-      }
+      const taken = this.#pooledTo(host);
+      if (taken) return taken;
     }
     const breaker = this.#upstream.circuitBreakers.default;
     if (!breaker.tryAcquire('connections')) {
@@ -251,7 +275,16 @@ export class ClusterRuntime implements TcpUpstream {
     this.#cx.active.inc();
     host.connectionOpened();
     this.#live.add(socket);
+    // Bound once per connection: a pooled socket that talks (nothing is asked of it) or closes leaves the pool.
+    socket.on('data', () => {
+      if (this.#idleSockets.has(socket)) socket.destroy();
+    });
     socket.once('close', () => {
+      if (this.#idleSockets.delete(socket)) {
+        const list = this.#idle.get(host);
+        const i = list ? list.findIndex((p) => p.socket === socket) : -1;
+        if (i >= 0) list!.splice(i, 1);
+      }
       this.#live.delete(socket);
       this.#cx.active.dec();
       this.#cx.destroy.inc();
@@ -269,23 +302,35 @@ export class ClusterRuntime implements TcpUpstream {
       socket.destroy();
       return;
     }
-    socket.pause();
-    const list = this.#idle.get(host) ?? [];
-    const onGone = () => {
-      // Closed, failed or (unexpectedly) talking while idle: not reusable.
-      const i = list.findIndex((p) => p.socket === socket);
-      if (i >= 0) list.splice(i, 1);
-      socket.destroy();
-    };
-    const idleMs = this.spec.http.idleTimeoutMs;
-    const timer = idleMs === undefined ? undefined : setTimeout(onGone, idleMs);
-    timer?.unref();
-    socket.once('close', onGone);
-    socket.once('error', onGone);
-    socket.once('data', onGone);
+    let list = this.#idle.get(host);
+    if (!list) this.#idle.set(host, (list = []));
+    list.push({ socket, host, since: Date.now() });
+    this.#idleSockets.add(socket);
     socket.resume();
-    list.push({ socket, host, onGone, timer });
-    this.#idle.set(host, list);
+    this.#armSweep();
+  }
+
+  /** Closes pooled connections idle past the idle timeout, every so often while any are pooled. */
+  #armSweep(): void {
+    const idleMs = this.spec.http.idleTimeoutMs;
+    if (this.#sweep || idleMs === undefined) return;
+    this.#sweep = setInterval(() => {
+      const now = Date.now();
+      for (const list of this.#idle.values()) {
+        for (let i = list.length - 1; i >= 0; i--) {
+          const p = list[i]!;
+          if (now - p.since < idleMs) continue;
+          list.splice(i, 1);
+          this.#idleSockets.delete(p.socket);
+          p.socket.destroy();
+        }
+      }
+      if (this.#idleSockets.size === 0) {
+        clearInterval(this.#sweep);
+        this.#sweep = undefined;
+      }
+    }, Math.max(1000, Math.min(idleMs, 60_000) / 2));
+    this.#sweep.unref();
   }
 
   #outcome(host: UpstreamHost, status: number | 'connect-failure' | 'reset' | 'timeout'): void {
@@ -300,7 +345,7 @@ export class ClusterRuntime implements TcpUpstream {
 
   #dropIdle(host: Host): void {
     for (const p of this.#idle.get(host) ?? []) {
-      clearTimeout(p.timer);
+      this.#idleSockets.delete(p.socket);
       p.socket.destroy();
     }
     this.#idle.delete(host);
