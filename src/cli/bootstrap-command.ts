@@ -1,13 +1,13 @@
 // `keymesh bootstrap envoy`: prints the bootstrap for a stock Envoy sidecar or gateway that takes its whole
 // configuration from keymesh over ADS (src/envoy/bootstrap.ts says what is in it and why).
 import { join, resolve } from 'node:path';
-import { isIP } from 'node:net';
-import { Command, InvalidArgumentError } from 'commander';
+import { Command } from 'commander';
 import { DEFAULT_ACCOUNT, DEFAULT_REGION, DEFAULT_XDS_LISTEN, parseListen } from '../config/server-config.ts';
 import { envoyBootstrap } from '../envoy/bootstrap.ts';
 import { loadSvid } from '../identity/svid-state.ts';
 import { arnFor } from '../model/kinds.ts';
 import { chosenIdentity, identityOptions, type IdentityFlags } from './admin-options.ts';
+import { ipAddress, portNumber } from './option-values.ts';
 
 interface Flags extends IdentityFlags {
   xds: string;
@@ -22,12 +22,6 @@ interface Flags extends IdentityFlags {
   egressPort?: number;
 }
 
-function portNumber(value: string): number {
-  const p = Number(value);
-  if (!Number.isInteger(p) || p < 1 || p > 65535) throw new InvalidArgumentError(`"${value}" is not a port (1-65535)`);
-  return p;
-}
-
 export function registerBootstrapCommand(program: Command): void {
   const bootstrap = program.command('bootstrap').description('Bootstrap files for data planes that are not keymesh\'s own.');
   identityOptions(bootstrap.command('envoy'))
@@ -39,10 +33,7 @@ export function registerBootstrapCommand(program: Command): void {
     .option('--region <region>', 'region of the resource ARN', DEFAULT_REGION)
     .option('--account-id <id>', 'account of the resource ARN', DEFAULT_ACCOUNT)
     .option('--spiffe-id <id>', 'the SPIFFE ID specs name as SDS certificate (default: the one saved in --svid-dir)')
-    .option('--listen-address <ip>', "the address the proxy's listeners bind (default 0.0.0.0, as App Mesh)", (v: string) => {
-      if (isIP(v) === 0) throw new InvalidArgumentError(`"${v}" is not an IP address`);
-      return v;
-    })
+    .option('--listen-address <ip>', "the address the proxy's listeners bind (default 0.0.0.0, as App Mesh)", ipAddress)
     .option('--ingress-port <port>', 'its ingress listener port (default 15000; on one machine each sidecar needs its own)', portNumber)
     .option('--egress-port <port>', 'its egress listener port (default 15001)', portNumber)
     .addHelpText('after', `

@@ -1,10 +1,11 @@
 // `keymesh endpoints`: the endpoint registry of a running keymesh server (GET/POST/DELETE under
 // /keymesh/v1, SigV4 with the admin credentials): which instances serve each virtual node, whether their
 // sidecar is connected, and registration of instances that have no keymesh proxy.
-import { Command, InvalidArgumentError } from 'commander';
+import { Command } from 'commander';
 import { adminCall } from './admin-client.ts';
 import { target, withConnection, type ConnFlags } from './admin-options.ts';
 import { table } from './text-table.ts';
+import { portList, portNumber } from './option-values.ts';
 
 export interface EndpointRow {
   mesh: string;
@@ -36,16 +37,6 @@ export function endpointsTable(endpoints: readonly EndpointRow[], now = Date.now
 
 const nodePath = (mesh: string, node: string) => `/keymesh/v1/meshes/${encodeURIComponent(mesh)}/virtualNodes/${encodeURIComponent(node)}/endpoints`;
 
-function portList(value: string): number[] {
-  const ports = value.split(',').map((p) => Number(p.trim()));
-  if (ports.some((p) => !Number.isInteger(p) || p < 1 || p > 65535)) throw new InvalidArgumentError(`"${value}" is not a comma-separated list of ports`);
-  return ports;
-}
-
-function port(value: string): number {
-  return portList(value)[0]!;
-}
-
 export function registerEndpointsCommand(program: Command): void {
   const endpoints = program.command('endpoints').description('The endpoint registry: the instances of each virtual node (EDS).');
   withConnection(endpoints.command('list'))
@@ -61,7 +52,7 @@ export function registerEndpointsCommand(program: Command): void {
     .requiredOption('--mesh <mesh>', 'the mesh')
     .requiredOption('--virtual-node <name>', 'the virtual node it serves')
     .requiredOption('--address <ip>', 'the IP address clients connect to')
-    .requiredOption('--port <port>', 'the port clients connect to', port)
+    .requiredOption('--port <port>', 'the port clients connect to', portNumber)
     .option('--ports <list>', 'further listener ports it serves, comma-separated', portList)
     .option('--instance <id>', 'instance id (default ADDRESS:PORT)')
     .action(async (f: ConnFlags & { mesh: string; virtualNode: string; address: string; port: number; ports?: number[]; instance?: string }) => {

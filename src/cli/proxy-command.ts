@@ -1,13 +1,13 @@
 // `keymesh proxy` (the sidecar of a virtual node) and `keymesh gateway` (a virtual gateway): keymesh's own data
 // plane (src/proxy/sidecar.ts). Both take their identity from the identity endpoint with a join token and
 // everything else from the control plane over xDS, like a stock Envoy would.
-import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { readFile } from 'node:fs/promises';
-import { Command, InvalidArgumentError } from 'commander';
+import { Command } from 'commander';
 import { DEFAULT_WORKLOAD_LISTEN, DEFAULT_XDS_LISTEN, parseListen } from '../config/server-config.ts';
 import { ConfigError } from '../errors/index.ts';
 import { startSidecar } from '../proxy/sidecar.ts';
+import { ipAddress, portNumber } from './option-values.ts';
 
 const TOKEN_ENV = 'KEYMESH_JOIN_TOKEN';
 const RESOURCE_ENV = 'APPMESH_RESOURCE_ARN';
@@ -27,17 +27,6 @@ interface ProxyFlags {
   ingressPort?: number;
   egressPort?: number;
   appAddress?: string;
-}
-
-function ip(v: string): string {
-  if (isIP(v) === 0) throw new InvalidArgumentError(`"${v}" is not an IP address`);
-  return v;
-}
-
-function port(v: string): number {
-  const p = Number(v);
-  if (!Number.isInteger(p) || p < 1 || p > 65535) throw new InvalidArgumentError(`"${v}" is not a port (1-65535)`);
-  return p;
 }
 
 /** The xDS node id: --resource / APPMESH_RESOURCE_ARN, or built from --mesh and the endpoint flag. */
@@ -60,10 +49,10 @@ function define(cmd: Command, kind: 'virtualNode' | 'virtualGateway'): Command {
     .option('--join-token-file <file>', `file holding the join token (or ${TOKEN_ENV}); not needed while a saved SVID is valid`)
     .option('--state-dir <dir>', 'where the SVID is saved across restarts (mode 700)')
     .option('--admin <host:port>', 'the admin interface (Envoy-compatible /stats, /ready, /config_dump, /certs, /clusters)', '127.0.0.1:9901')
-    .option('--listen-address <ip>', 'the address its listeners bind (default 0.0.0.0, as App Mesh)', ip)
-    .option('--ingress-port <port>', 'its ingress listener port (default 15000)', port)
-    .option('--egress-port <port>', 'its egress listener port (default 15001)', port)
-    .option('--app-address <ip>', 'where its application listens (default 127.0.0.1)', ip)
+    .option('--listen-address <ip>', 'the address its listeners bind (default 0.0.0.0, as App Mesh)', ipAddress)
+    .option('--ingress-port <port>', 'its ingress listener port (default 15000)', portNumber)
+    .option('--egress-port <port>', 'its egress listener port (default 15001)', portNumber)
+    .option('--app-address <ip>', 'where its application listens (default 127.0.0.1)', ipAddress)
     .action(async (f: ProxyFlags) => {
       const caPem = await readFile(f.controlPlaneCa, 'utf8').catch((e: NodeJS.ErrnoException) => {
         throw new ConfigError(`--control-plane-ca ${f.controlPlaneCa}: cannot read it (${e.code ?? e.message})`);

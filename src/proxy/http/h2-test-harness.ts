@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as http from 'node:http';
 import * as http2 from 'node:http2';
-import { connect as netConnect, createServer, type AddressInfo, type Socket } from 'node:net';
+import { connect as netConnect, type AddressInfo, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { StatsStore } from '../admin/stats.ts';
 import { compileListener } from '../listeners/compile.ts';
@@ -20,18 +20,11 @@ import { handleHttp } from './http-handler.ts';
 import type { AccessLogEntry } from './http1-session.ts';
 import { httpStatsWithHttp2 } from './http2-session.ts';
 import { UpstreamConnectError, type ClusterHandle, type ClusterRequestStats, type UpstreamConnection, type UpstreamFailure, type UpstreamHost } from './upstream-api.ts';
+import { eventually as pollUntil, freePort, httpConnectionManagerFilter } from '../test-support.ts';
 
 export const stats = new StatsStore();
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
+export { freePort };
 
 export function stat(name: string): number {
   return stats.value(name) ?? 0;
@@ -153,14 +146,7 @@ export async function startProxy(opts: {
 }): Promise<Proxy> {
   const port = await freePort();
   const prefix = `p${++proxySeq}`;
-  const hcm = {
-    name: 'envoy.filters.network.http_connection_manager',
-    typedConfig: {
-      '@type': 'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager',
-      statPrefix: prefix, codecType: opts.codec ?? 'AUTO', rds: { routeConfigName: 'rds', configSource: { ads: {}, resourceApiVersion: 'V3' } },
-      httpFilters: [{ name: 'envoy.filters.http.router', typedConfig: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router' } }],
-    },
-  };
+  const hcm = httpConnectionManagerFilter(prefix, opts.codec ?? 'AUTO');
   const mode = opts.mode ?? 'plain';
   const tlsChain = () => ({
     name: 'tls', filters: [hcm],
@@ -356,11 +342,7 @@ export function h2Request(target: string | http2.ClientHttp2Session, headers: ht
   });
 }
 
-/** Resolves when `check` holds, polling every 10 ms; rejects after `ms`. */
-export async function eventually(check: () => boolean, ms = 5000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 10));
-  }
+/** Resolves when `check` holds, polling every 10 ms; fails after `ms`. */
+export function eventually(check: () => boolean, ms = 5000): Promise<void> {
+  return pollUntil(check, 'the condition', ms);
 }

@@ -9,14 +9,8 @@ import { compileRouteConfiguration } from '../routing/compile.ts';
 import { TlsProvider } from '../tls/provider.ts';
 import { handleHttp } from './http-handler.ts';
 import { httpManagerStats } from './http1-session.ts';
+import { eventually } from '../test-support.ts';
 
-async function eventually(check: () => boolean, what: string, ms = 8000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) assert.fail(`not within ${ms} ms: ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 test('AUTO: a silent connection is closed at the idle timeout; a stalled preface prefix at the request headers timeout', async () => {
   const port = await new Promise<number>((resolve) => {

@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import * as http from 'node:http';
-import { connect as netConnect, createServer, type AddressInfo, type Socket } from 'node:net';
+import { connect as netConnect, type AddressInfo, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { after, before, test } from 'node:test';
 import { StatsStore } from '../admin/stats.ts';
@@ -23,6 +23,10 @@ import {
   Http1Session, httpManagerStats, type AccessLogEntry, type Http1Timeouts,
 } from './http1-session.ts';
 import type { ClusterHandle, UpstreamConnection } from './upstream-api.ts';
+import { eventually, freePort, httpConnectionManagerFilter } from '../test-support.ts';
+
+/** How long this file's waits may take (these cases run against real timeouts on a busy machine). */
+const BOUND_MS = 10_000;
 
 const stats = new StatsStore();
 const tls = new TlsProvider(() => undefined);
@@ -81,32 +85,9 @@ after(async () => {
   await new Promise<void>((r) => upstream.close(() => r()));
 });
 
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
-async function eventually(check: () => boolean, what: string, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) assert.fail(`not within ${ms} ms: ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
-const HCM = {
-  name: 'envoy.filters.network.http_connection_manager',
-  typedConfig: {
-    '@type': 'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager',
-    statPrefix: 'unused', codecType: 'HTTP1', rds: { routeConfigName: 'rds', configSource: { ads: {}, resourceApiVersion: 'V3' } },
-    httpFilters: [{ name: 'envoy.filters.http.router', typedConfig: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router' } }],
-  },
-};
+const HCM = httpConnectionManagerFilter('unused', 'HTTP1');
 
 const TABLE = compileRouteConfiguration({ name: 'rds', virtualHosts: [{ name: 'vh', domains: ['*'], routes: [{ match: { prefix: '/' }, route: { cluster: 'app' } }] }] });
 
@@ -229,7 +210,7 @@ test('a request head over 60 KiB: 431 and close; downstream_rq_4xx and downstrea
   assert.equal(p.http('downstream_cx_protocol_error'), 1);
   assert.equal(upstreamRequests, before, 'nothing reached the upstream');
   assert.deepEqual(p.log.map((e) => [e.status, e.responseFlags]), [[431, 'DPE']]);
-  await eventually(() => p.listener('downstream_cx_active') === 0, 'downstream_cx_active back to 0');
+  await eventually(() => p.listener('downstream_cx_active') === 0, 'downstream_cx_active back to 0', BOUND_MS);
 });
 
 test('a head over 60 KiB that never ends is refused at 60 KiB, not buffered further', async () => {
@@ -310,7 +291,7 @@ test('after a refusal, a client that keeps sending is read and dropped, then des
   }
   assert.match(c.received(), /^HTTP\/1\.1 400 /);
   assert.equal(p.http('downstream_cx_delayed_close_timeout'), 1);
-  await eventually(() => p.listener('downstream_cx_active') === 0, 'downstream_cx_active back to 0');
+  await eventually(() => p.listener('downstream_cx_active') === 0, 'downstream_cx_active back to 0', BOUND_MS);
 });
 
 // --- case 5: slowloris --------------------------------------------------------------------------------------
@@ -340,7 +321,7 @@ test('slowloris on a keep-alive connection: the second request\'s head gets its 
   const p = await startProxy({ requestHeadersMs: 1000 });
   const c = await dial(p.port);
   c.socket.write('GET / HTTP/1.1\r\nhost: a\r\n\r\n');
-  await eventually(() => /\r\n\r\nok$/.test(c.received()), 'the first response');
+  await eventually(() => /\r\n\r\nok$/.test(c.received()), 'the first response', BOUND_MS);
   c.socket.write('GET / HTTP/1.1\r\nhost: a\r\nx-');
   const trickle = setInterval(() => {
     if (!c.isClosed()) c.socket.write('b');
@@ -365,14 +346,14 @@ test('a client that never reads a large response: the upstream is paused, the pr
   const c = await dial(p.port, { read: false });
   c.socket.pause();
   c.socket.write('GET /big HTTP/1.1\r\nhost: a\r\n\r\n');
-  await eventually(() => p.ups.length === 1 && big.written > 0, 'the upstream started sending');
+  await eventually(() => p.ups.length === 1 && big.written > 0, 'the upstream started sending', BOUND_MS);
   const down = p.downs[0]!;
   const up = p.ups[0]!;
   // Watch the proxy's downstream buffer until the whole path is full and the upstream can write no more.
   let maxBuffered = 0;
   const sample = setInterval(() => { maxBuffered = Math.max(maxBuffered, down.writableLength); }, 5);
   try {
-    await eventually(() => big.blocked, 'the upstream server is blocked: nobody reads along the path');
+    await eventually(() => big.blocked, 'the upstream server is blocked: nobody reads along the path', BOUND_MS);
     await new Promise((r) => setTimeout(r, 200));
     assert.ok(up.isPaused(), 'the proxy stopped reading the upstream');
     maxBuffered = Math.max(maxBuffered, down.writableLength);
@@ -383,10 +364,10 @@ test('a client that never reads a large response: the upstream is paused, the pr
   assert.ok(big.written < 256 * 1024 * 1024, `the upstream wrote ${big.written} of 1 GiB`);
   // Nothing moves any more: the stream idle timeout resets the connection, and the upstream one with it. (The
   // client, which reads nothing, cannot see the close: the proxy's side is checked.)
-  await eventually(() => p.http('downstream_rq_idle_timeout') === 1, 'downstream_rq_idle_timeout counted');
-  await eventually(() => down.destroyed && up.destroyed, 'both of the proxy\'s sockets closed');
-  await eventually(() => big.closed === closedBefore + 1, 'the upstream server saw its connection close');
-  await eventually(() => p.listener('downstream_cx_active') === 0, 'downstream_cx_active back to 0');
+  await eventually(() => p.http('downstream_rq_idle_timeout') === 1, 'downstream_rq_idle_timeout counted', BOUND_MS);
+  await eventually(() => down.destroyed && up.destroyed, 'both of the proxy\'s sockets closed', BOUND_MS);
+  await eventually(() => big.closed === closedBefore + 1, 'the upstream server saw its connection close', BOUND_MS);
+  await eventually(() => p.listener('downstream_cx_active') === 0, 'downstream_cx_active back to 0', BOUND_MS);
   c.socket.destroy();
 });
 
@@ -407,17 +388,17 @@ test('pipelined requests are read ahead by a bounded amount while one is in flig
   c.socket.pause();
   // The first request's response is never read, so it stays in flight; behind it, 4 MiB of pipelined requests.
   c.socket.write('GET /big HTTP/1.1\r\nhost: a\r\n\r\n');
-  await eventually(() => p.downs.length === 1 && big.written > 0, 'the first response started');
+  await eventually(() => p.downs.length === 1 && big.written > 0, 'the first response started', BOUND_MS);
   const down = p.downs[0]!;
   const one = 'GET / HTTP/1.1\r\nhost: a\r\n\r\n';
   const pipelined = Buffer.from(one.repeat(Math.ceil((4 * 1024 * 1024) / one.length)));
   c.socket.write(pipelined);
-  await eventually(() => down.isPaused(), 'the proxy stopped reading the client');
+  await eventually(() => down.isPaused(), 'the proxy stopped reading the client', BOUND_MS);
   await new Promise((r) => setTimeout(r, 200));
   assert.ok(down.isPaused());
   assert.ok(c.socket.writableLength > 0, 'the client\'s bytes wait in its own buffers, not in the proxy');
-  await eventually(() => p.http('downstream_rq_idle_timeout') === 1, 'downstream_rq_idle_timeout counted');
-  await eventually(() => down.destroyed, 'the proxy closed the connection');
+  await eventually(() => p.http('downstream_rq_idle_timeout') === 1, 'downstream_rq_idle_timeout counted', BOUND_MS);
+  await eventually(() => down.destroyed, 'the proxy closed the connection', BOUND_MS);
   c.socket.destroy();
 });
 
@@ -429,11 +410,11 @@ test('500 idle connections are all accepted, then closed at the idle timeout: do
   for (let batch = 0; batch < 10; batch++) clients.push(...(await Promise.all(Array.from({ length: 50 }, () => dial(p.port)))));
   // Ten of them are pooled clients that made a request first, then went idle.
   for (const c of clients.slice(0, 10)) c.socket.write('GET / HTTP/1.1\r\nhost: a\r\n\r\n');
-  await eventually(() => p.listener('downstream_cx_total') === 500, 'all 500 accepted');
+  await eventually(() => p.listener('downstream_cx_total') === 500, 'all 500 accepted', BOUND_MS);
   await eventually(() => clients.every((c) => c.isClosed()), 'all 500 closed by the proxy', 20_000);
   assert.ok(clients.slice(0, 10).every((c) => /\r\n\r\nok$/.test(c.received())), 'the requests were answered first');
   assert.equal(p.http('downstream_cx_idle_timeout'), 500);
-  await eventually(() => p.listener('downstream_cx_active') === 0, 'downstream_cx_active back to 0');
+  await eventually(() => p.listener('downstream_cx_active') === 0, 'downstream_cx_active back to 0', BOUND_MS);
   assert.equal(p.listener('downstream_cx_destroy'), 500);
 });
 
@@ -444,7 +425,7 @@ test('a connection with a request in progress is not closed by the idle timeout'
   await new Promise((r) => setTimeout(r, 900));
   assert.equal(c.isClosed(), false);
   c.socket.write('cd');
-  await eventually(() => /\r\n\r\nok$/.test(c.received()), 'the response');
+  await eventually(() => /\r\n\r\nok$/.test(c.received()), 'the response', BOUND_MS);
   await c.closed();
   assert.equal(p.http('downstream_cx_idle_timeout'), 1, 'idle again after the response, then closed');
 });

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
-import { connect as netConnect, createServer, type AddressInfo, type Socket } from 'node:net';
+import { connect as netConnect, type Socket } from 'node:net';
 import { Duplex } from 'node:stream';
 import { after, before, test } from 'node:test';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
@@ -20,6 +20,7 @@ import { TlsProvider } from '../tls/provider.ts';
 import { compileListener } from './compile.ts';
 import { LISTENER_FILTERS_TIMEOUT_MS, RunningListener, TLS_HANDSHAKE_TIMEOUT_MS, type ChainHandler, type DownstreamConnection } from './listener.ts';
 import { MAX_INSPECT_BYTES } from './inspect.ts';
+import { TLS_INSPECTOR_FILTER, eventually, freePort, httpConnectionManagerFilter } from '../test-support.ts';
 
 let pki: TestPki;
 const stats = new StatsStore();
@@ -36,35 +37,11 @@ after(async () => {
   rmSync(pki.dir, { recursive: true, force: true });
 });
 
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
-/** Resolves when `check` holds, polling every 10 ms; fails after `ms`. */
-async function eventually(check: () => boolean, what: string, ms = 8000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) assert.fail(`not within ${ms} ms: ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
-const HCM = {
-  name: 'envoy.filters.network.http_connection_manager',
-  typedConfig: {
-    '@type': 'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager',
-    statPrefix: 'containment', codecType: 'AUTO', rds: { routeConfigName: 'rds', configSource: { ads: {}, resourceApiVersion: 'V3' } },
-    httpFilters: [{ name: 'envoy.filters.http.router', typedConfig: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router' } }],
-  },
-};
+const HCM = httpConnectionManagerFilter('containment', 'AUTO');
 
-const TLS_INSPECTOR = { name: 'envoy.filters.listener.tls_inspector', typedConfig: { '@type': 'type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector' } };
+const TLS_INSPECTOR = TLS_INSPECTOR_FILTER;
 
 function tlsSocket() {
   return {

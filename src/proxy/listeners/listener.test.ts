@@ -2,7 +2,6 @@
 // counters Envoy keeps; PERMISSIVE telling TLS from plaintext on one port.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { createServer } from 'node:net';
 import { after, before, test } from 'node:test';
 import { rmSync } from 'node:fs';
 import { StatsStore } from '../admin/stats.ts';
@@ -10,6 +9,7 @@ import { makeTestPki, type TestPki } from '../test-pki.ts';
 import { TlsProvider } from '../tls/provider.ts';
 import { compileListener } from './compile.ts';
 import { RunningListener, type DownstreamConnection } from './listener.ts';
+import { freePort, httpConnectionManagerFilter } from '../test-support.ts';
 
 let pki: TestPki;
 const stats = new StatsStore();
@@ -26,24 +26,8 @@ after(async () => {
   rmSync(pki.dir, { recursive: true, force: true });
 });
 
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
-const HCM = {
-  name: 'envoy.filters.network.http_connection_manager',
-  typedConfig: {
-    '@type': 'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager',
-    statPrefix: 'ingress', codecType: 'AUTO', rds: { routeConfigName: 'rds', configSource: { ads: {}, resourceApiVersion: 'V3' } },
-    httpFilters: [{ name: 'envoy.filters.http.router', typedConfig: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router' } }],
-  },
-};
+const HCM = httpConnectionManagerFilter('ingress', 'AUTO');
 
 function tlsSocket(opts: { requireClient?: boolean; sans?: string[] } = {}) {
   const validation = opts.requireClient || opts.sans

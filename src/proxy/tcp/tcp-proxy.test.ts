@@ -13,6 +13,7 @@ import { TlsProvider } from '../tls/provider.ts';
 import { ClusterRuntime } from '../upstream/cluster-runtime.ts';
 import { compileCluster } from '../upstream/compile.ts';
 import { handleTcpProxy, tcpProxyStats } from './tcp-proxy.ts';
+import { eventually, freePort } from '../test-support.ts';
 
 const stats = new StatsStore();
 const tls = new TlsProvider(() => undefined);
@@ -22,23 +23,7 @@ let echo: Server;
 /** Upstream connections the echo server holds open. */
 const echoOpen = new Set<Socket>();
 
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
-async function eventually(check: () => boolean, what: string, ms = 8000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) assert.fail(`not within ${ms} ms: ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 function staticCluster(name: string, port: number): ClusterRuntime {
   const c = new ClusterRuntime(compileCluster({
