@@ -54,6 +54,7 @@ function define(cmd: Command, kind: 'virtualNode' | 'virtualGateway'): Command {
     .option('--egress-port <port>', 'its egress listener port (default 15001)', portNumber)
     .option('--app-address <ip>', 'where its application listens (default 127.0.0.1)', ipAddress)
     .action(async (f: ProxyFlags) => {
+      const nodeId = nodeIdOf(f, kind);
       const caPem = await readFile(f.controlPlaneCa, 'utf8').catch((e: NodeJS.ErrnoException) => {
         throw new ConfigError(`--control-plane-ca ${f.controlPlaneCa}: cannot read it (${e.code ?? e.message})`);
       });
@@ -67,7 +68,7 @@ function define(cmd: Command, kind: 'virtualNode' | 'virtualGateway'): Command {
         listen_address: f.listenAddress, ingress_port: f.ingressPort, egress_port: f.egressPort, app_address: f.appAddress,
       }).filter(([, v]) => v !== undefined));
       const sidecar = await startSidecar({
-        nodeId: nodeIdOf(f, kind),
+        nodeId,
         xdsAddress: f.xds,
         identityEndpoint: f.identityEndpoint ?? `https://${DEFAULT_WORKLOAD_LISTEN}`,
         controlPlaneCaPem: caPem,

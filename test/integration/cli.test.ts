@@ -23,7 +23,7 @@ test('keymesh --help lists the commands; each command has its own help', () => {
   assert.match(top.stdout, /credentials \[options\]\s+Print the export lines/);
   const server = keymesh(['server', '--help']);
   assert.equal(server.code, 0);
-  for (const flag of ['--data-dir', '--listen', '--region', '--account-id', '--limit', '--rate-limit', '--insecure-no-auth', 'KEYMESH_ACCESS_KEY_ID']) {
+  for (const flag of ['--data-dir', '--listen', '--region', '--account-id', '--limit', '--rate-limit', '--endpoint-grace', '--insecure-no-auth', 'KEYMESH_ACCESS_KEY_ID']) {
     assert.ok(server.stdout.includes(flag), `server --help mentions ${flag}`);
   }
 });
@@ -35,12 +35,17 @@ test('bad flags are refused with one clear line', () => {
     [['server', '--account-id', '42'], /--account-id 42: must be 12 digits/],
     [['server', '--limit', 'widgets=3'], /unknown limit "widgets"/],
     [['server', '--rate-limit', 'fast'], /--rate-limit fast/],
+    [['server', '--endpoint-grace', 'soon'], /--endpoint-grace soon: expected a duration/],
+    [['proxy', '--virtual-node', 'web', '--control-plane-ca', 'ca.pem', '--listen-address', 'localhost'], /"localhost" is not an IP address/],
+    [['proxy', '--virtual-node', 'web', '--control-plane-ca', 'ca.pem', '--ingress-port', '70000'], /"70000" is not a port \(1-65535\)/],
+    [['proxy', '--virtual-node', 'web', '--control-plane-ca', 'ca.pem'], /name the virtual node with --mesh and --virtual-node/],
+    [['gateway', '--mesh', 'm', '--virtual-gateway', 'gw', '--control-plane-ca', 'missing.pem'], /--control-plane-ca missing\.pem: cannot read it/],
     [['serve'], /unknown command 'serve'/],
   ];
   for (const [args, message] of cases) {
     const dir = makeTempDir();
     try {
-      const r = keymesh([...args, '--data-dir', dir]);
+      const r = keymesh(args[0] === 'proxy' || args[0] === 'gateway' ? args : [...args, '--data-dir', dir]);
       assert.notEqual(r.code, 0, args.join(' '));
       assert.match(r.stderr, message);
       assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace for a user error');
