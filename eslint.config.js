@@ -41,7 +41,7 @@ const boundaries = Object.entries(LAYERS)
   }));
 
 export default tseslint.config(
-  { ignores: ['node_modules/**'] },
+  { ignores: ['node_modules/**', 'dist/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -20,6 +20,7 @@ interface Flags extends IdentityFlags {
   listenAddress?: string;
   ingressPort?: number;
   egressPort?: number;
+  tcpEgressAddress?: string;
 }
 
 export function registerBootstrapCommand(program: Command): void {
@@ -36,6 +37,7 @@ export function registerBootstrapCommand(program: Command): void {
     .option('--listen-address <ip>', "the address the proxy's listeners bind (default 0.0.0.0, as App Mesh)", ipAddress)
     .option('--ingress-port <port>', 'its ingress listener port (default 15000; on one machine each sidecar needs its own)', portNumber)
     .option('--egress-port <port>', 'its egress listener port (default 15001)', portNumber)
+    .option('--tcp-egress-address <ip>', "without iptables: a listener on this address at each tcp backend's port, to that backend", ipAddress)
     .addHelpText('after', `
 Example (seed 004's colorteller with a stock Envoy):
   keymesh identity run --endpoint https://127.0.0.1:7443 --control-plane-ca cp-ca.pem --join-token-file ct.token --out ./ct-svid &
@@ -48,7 +50,7 @@ Example (seed 004's colorteller with a stock Envoy):
       // The identity `keymesh identity run` saved there, so that SDS certificates named by it resolve locally.
       const spiffeId = f.spiffeId ?? (await loadSvid(join(resolve(f.svidDir), 'state')).catch(() => undefined))?.spiffeId;
       if (spiffeId === undefined) process.stderr.write(`keymesh: no SVID saved in ${f.svidDir} yet and no --spiffe-id: specs with an SDS certificate will not find it\n`);
-      const placement = { listen_address: f.listenAddress, ingress_port: f.ingressPort, egress_port: f.egressPort };
+      const placement = { listen_address: f.listenAddress, ingress_port: f.ingressPort, egress_port: f.egressPort, tcp_egress_address: f.tcpEgressAddress };
       const given = Object.fromEntries(Object.entries(placement).filter(([, v]) => v !== undefined));
       const bootstrapObject = envoyBootstrap({
         ...(Object.keys(given).length > 0 ? { metadata: { keymesh: given } } : {}),

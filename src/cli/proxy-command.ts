@@ -27,6 +27,7 @@ interface ProxyFlags {
   ingressPort?: number;
   egressPort?: number;
   appAddress?: string;
+  tcpEgressAddress?: string;
 }
 
 /** The xDS node id: --resource / APPMESH_RESOURCE_ARN, or built from --mesh and the endpoint flag. */
@@ -53,6 +54,7 @@ function define(cmd: Command, kind: 'virtualNode' | 'virtualGateway'): Command {
     .option('--ingress-port <port>', 'its ingress listener port (default 15000)', portNumber)
     .option('--egress-port <port>', 'its egress listener port (default 15001)', portNumber)
     .option('--app-address <ip>', 'where its application listens (default 127.0.0.1)', ipAddress)
+    .option('--tcp-egress-address <ip>', "without iptables: a listener on this address at each tcp backend's port, to that backend", ipAddress)
     .action(async (f: ProxyFlags) => {
       const nodeId = nodeIdOf(f, kind);
       const caPem = await readFile(f.controlPlaneCa, 'utf8').catch((e: NodeJS.ErrnoException) => {
@@ -66,6 +68,7 @@ function define(cmd: Command, kind: 'virtualNode' | 'virtualGateway'): Command {
       const admin = parseListen(f.admin, '--admin');
       const placement = Object.fromEntries(Object.entries({
         listen_address: f.listenAddress, ingress_port: f.ingressPort, egress_port: f.egressPort, app_address: f.appAddress,
+        tcp_egress_address: f.tcpEgressAddress,
       }).filter(([, v]) => v !== undefined));
       const sidecar = await startSidecar({
         nodeId,

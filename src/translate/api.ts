@@ -81,6 +81,15 @@ export interface TranslateOptions {
    * unspecified ones (127.0.0.1 for '0.0.0.0', '::1' for '::'). Not validated here: the caller passes an IP.
    */
   readonly listenAddress?: string;
+  /**
+   * Opt-in for machines without traffic redirection (Istio's Sidecar egress `bind`, Consul's upstream
+   * `local_bind_port`): a virtual node gets, for each tcp backend port P, a listener
+   * `lds_egress_tcp_<address>_<P>` bound to this address at P whose only chain tcp-proxies to the backend, as
+   * the egress listener's `egress_tcp_<P>` chain does (an application connects there instead of relying on
+   * iptables and the original destination port). A port the ingress or egress listener already binds on an
+   * overlapping address gets none (it could not bind). Not validated here: the caller passes an IP.
+   */
+  readonly tcpEgressAddress?: string;
   /** Access log path for the proxy, from the node's or gateway's `logging.accessLog.file.path`; overridable for tests. */
   readonly accessLogPath?: string;
 }

@@ -4,7 +4,8 @@
 // `<service>:<port>`, plus the bare `<service>` on its lowest port) to the service's provider: a virtual
 // node's cluster, or a virtual router's routes. A tcp backend gets its own filter chain matched on the
 // original destination port (tcp_proxy; the `original_dst` listener filter recovers the port iptables
-// redirected), since tcp has no Host to route by. Outside the mesh it reaches AWS APIs (a virtual node under
+// redirected), since tcp has no Host to route by (without iptables, tcp-egress.ts adds a listener per tcp
+// port). Outside the mesh it reaches AWS APIs (a virtual node under
 // DROP_ALL) or everything (ALLOW_ALL).
 import type { JsonObject } from '../model/json.ts';
 import type { Endpoint, SecretRef } from './api.ts';
@@ -99,7 +100,8 @@ function targetResolver(ctx: EgressContext, policy: ClientPolicyTls | undefined)
 }
 
 interface PortRoutes { port: number; routes: JsonObject[] }
-interface TcpChain { port: number; filter: JsonObject }
+/** A tcp backend port's tcp_proxy filter (weights and idle timeout as its backend says). */
+export interface TcpChain { readonly port: number; readonly filter: JsonObject }
 
 /** What one backend virtual service contributes: HTTP routes per port and tcp chains. */
 export function backendRoutes(ctx: EgressContext, backend: Backend, log: AccessLogConfig | undefined): { http: PortRoutes[]; tcp: TcpChain[] } {
@@ -197,7 +199,12 @@ export interface EgressOptions {
   readonly outside: Outside;
 }
 
-export interface EgressOutput { listener: JsonObject; routeConfiguration: JsonObject }
+export interface EgressOutput {
+  listener: JsonObject;
+  routeConfiguration: JsonObject;
+  /** The tcp backend ports' filters (one per port, by port), for listeners bound per port (tcp-egress.ts). */
+  tcp: TcpChain[];
+}
 
 const PASSTHROUGH = 'passthrough';
 const AMAZONAWS = 'amazonaws';
@@ -299,5 +306,6 @@ export function egress(ctx: EgressContext, backends: readonly Backend[], opts: E
   // A connection that never speaks first (a server-first protocol, an idle pre-connected client) would be
   // closed when an inspector times out; let it reach chain matching as it would without the inspector.
   if (extra.inspectors.length > 0) listener.continueOnListenerFiltersTimeout = true;
-  return { listener, routeConfiguration: egressRouteConfiguration(routeName, perService, extra.hosts) };
+  const tcp = tcpPorts.map((p) => ({ port: p, filter: tcpChains.get(p)! }));
+  return { listener, routeConfiguration: egressRouteConfiguration(routeName, perService, extra.hosts), tcp };
 }

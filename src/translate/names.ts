@@ -9,6 +9,10 @@ export function ingressListenerName(address: string, port: number): string {
 export function egressListenerName(address: string, port: number): string {
   return `lds_egress_${address}_${port}`;
 }
+/** A tcp backend's own egress listener, bound to TranslateOptions.tcpEgressAddress at the backend's port. */
+export function tcpEgressListenerName(address: string, port: number): string {
+  return `lds_egress_tcp_${address}_${port}`;
+}
 /** The local application behind a virtual node listener. */
 export function ingressClusterName(mesh: string, node: string, protocol: Protocol, port: number): string {
   return `cds_ingress_${mesh}_${node}_${protocol}_${port}`;

@@ -84,8 +84,13 @@ function transportSocket(typedConfig: JsonObject): JsonObject {
 }
 
 /**
- * The server side of a listener with TLS (STRICT or PERMISSIVE). A validation context makes the listener
+ * The server side of a listener with TLS (STRICT or PERMISSIVE). A validation context makes a STRICT listener
  * require a client certificate (App Mesh's rule); without a SAN list, any SAN the trust accepts is fine.
+ * PERMISSIVE asks for one and checks what it gets, but lets a TLS client without one in, as it lets plaintext in:
+ * requiring it would refuse exactly the clients the migration has not reached yet (clients without a client
+ * policy follow the server into TLS without a certificate), and add nothing while plaintext is admitted
+ * (seed 001's order: mTLS on the server, then on the clients, then STRICT; seed 000: "with and without client
+ * certificates during a migration").
  */
 export function downstreamTlsSocket(tls: ListenerTls, secrets: SecretCollector): JsonObject {
   const common: JsonObject = tlsCommon();
@@ -93,7 +98,7 @@ export function downstreamTlsSocket(tls: ListenerTls, secrets: SecretCollector):
   const ctx: JsonObject = { '@type': T.downstreamTls, commonTlsContext: common };
   if (tls.validation) {
     addValidation(common, tls.validation, tls.validation.subjectAlternativeNames?.match.exact ?? [], secrets);
-    ctx.requireClientCertificate = { value: true };
+    if (tls.mode !== 'PERMISSIVE') ctx.requireClientCertificate = { value: true };
   }
   return transportSocket(ctx);
 }

@@ -51,6 +51,19 @@ test('STRICT: one TLS chain, no inspector; PERMISSIVE: tls-matched chain plus pl
   assert.deepEqual(disabled.secrets, [], 'a DISABLED listener does not reference its certificate');
 });
 
+test('PERMISSIVE with validation asks for a client certificate and checks it, but does not require one (seed 001, step 2)', () => {
+  const validation = { trust: { file: { certificateChain: '/ca.pem' } }, subjectAlternativeNames: { match: { exact: ['client.mesh.local'] } } };
+  const b = mesh(serverNode({ mode: 'PERMISSIVE', certificate: FILE_CERT, validation }), clientNode());
+  const tls = (chains(ingressOf(run(b, 'virtualNode', 'server')))[0]!.transportSocket as JsonObject).typedConfig as JsonObject;
+  assert.equal(tls.requireClientCertificate, undefined);
+  assert.deepEqual((tls.commonTlsContext as JsonObject).validationContext, {
+    trustedCa: { filename: '/ca.pem' }, matchTypedSubjectAltNames: [{ sanType: 'DNS', matcher: { exact: 'client.mesh.local' } }],
+  });
+  // Why: the client, without a client policy, follows the server into TLS with no certificate to present.
+  const cl = clusterNamed(run(b, 'virtualNode', 'client'), 'cds_egress_m_server_http_9080');
+  assert.deepEqual(upstreamCtx(cl)?.commonTlsContext, { tlsParams: { tlsMinimumProtocolVersion: 'TLSv1_2' } });
+});
+
 test('listener validation requires a client certificate; sds trust with SANs uses a combined validation context', () => {
   const c = run(mesh(serverNode({ mode: 'STRICT', certificate: { acm: { certificateArn: 'arn:cert' } }, validation: { trust: { sds: { secretName: 'spiffe://td' } }, subjectAlternativeNames: { match: { exact: ['spiffe://td/front'] } } } }), clientNode()), 'virtualNode', 'server');
   const tls = (chains(ingressOf(c))[0]!.transportSocket as JsonObject).typedConfig as JsonObject;

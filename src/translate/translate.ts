@@ -9,6 +9,7 @@ import { gateway, gatewayEgressPort } from './gateway.ts';
 import { ingress } from './ingress.ts';
 import { SecretCollector } from './secrets.ts';
 import type { AccessLogging } from './spec.ts';
+import { tcpEgressListeners } from './tcp-egress.ts';
 import { mergeClientPolicy } from './tls-context.ts';
 import { viewOf } from './view.ts';
 
@@ -61,6 +62,10 @@ export function translate(input: TranslateInput): EnvoyConfig {
     const eg = egress(ctx, [...backends.values()], { port: egressPort, address, log, outside });
     listeners.push(eg.listener);
     routeConfigurations.push(eg.routeConfiguration);
+    if (opts.tcpEgressAddress !== undefined) {
+      const taken = [{ address, port: egressPort }, ...(ing.listener ? [{ address, port: opts.ingressPort ?? DEFAULT_INGRESS_PORT }] : [])];
+      listeners.push(...tcpEgressListeners(opts.tcpEgressAddress, eg.tcp, taken));
+    }
   } else {
     const gw = view.gateways.get(input.proxy.name);
     if (!gw) throw new NotFoundError(`virtual gateway ${input.proxy.name} is not in mesh ${view.mesh}`);

@@ -10,6 +10,7 @@
 //         ingress_port: 15010
 //         egress_port: 15011
 //         app_address: 127.0.0.1      # where its application listens (at the listener's port)
+//         tcp_egress_address: 127.0.1.1  # opt-in: a listener here at each tcp backend's port (no iptables)
 //         endpoint:                   # its registration (virtual nodes only); `endpoint: false`: none
 //           address: 127.0.0.1        # default: listen_address, or the address it connects from
 //           port: 15010               # default: ingress_port
@@ -25,6 +26,8 @@ export interface PlacementOptions {
   readonly ingressPort?: number;
   readonly egressPort?: number;
   readonly appAddress?: string;
+  /** TranslateOptions.tcpEgressAddress. */
+  readonly tcpEgressAddress?: string;
 }
 
 export interface EndpointClaim {
@@ -69,7 +72,7 @@ function port(v: unknown, field: string): number {
 
 const optionalPort = (o: Record<string, unknown>, key: string, field: string): number | undefined => (o[key] === undefined ? undefined : port(o[key], field));
 
-const TOP = ['listen_address', 'ingress_port', 'egress_port', 'app_address', 'endpoint'];
+const TOP = ['listen_address', 'ingress_port', 'egress_port', 'app_address', 'tcp_egress_address', 'endpoint'];
 const ENDPOINT = ['address', 'port', 'ports', 'instance'];
 
 /** The placement a proxy's node.metadata describes (plain JSON, see structToJson); defaults when it has none. */
@@ -87,6 +90,8 @@ export function placementOf(metadata: Record<string, unknown> | undefined): Prox
   if ((ingressPort ?? DEFAULT_INGRESS_PORT) === (egressPort ?? DEFAULT_INGRESS_PORT + 1)) fail('egress_port', 'must differ from ingress_port');
   const appAddress = address(k, 'app_address', 'app_address');
   if (appAddress !== undefined) options.appAddress = appAddress;
+  const tcpEgressAddress = address(k, 'tcp_egress_address', 'tcp_egress_address');
+  if (tcpEgressAddress !== undefined) options.tcpEgressAddress = tcpEgressAddress;
   return { options, endpoint: endpointOf(k.endpoint) };
 }
 

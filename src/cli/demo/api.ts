@@ -16,6 +16,8 @@ export const OPERATIONS = {
   UpdateVirtualNode: { method: 'PUT', uri: '/v20190125/meshes/{meshName}/virtualNodes/{virtualNodeName}' },
   DescribeVirtualNode: { method: 'GET', uri: '/v20190125/meshes/{meshName}/virtualNodes/{virtualNodeName}' },
   CreateVirtualService: { method: 'PUT', uri: '/v20190125/meshes/{meshName}/virtualServices' },
+  CreateVirtualRouter: { method: 'PUT', uri: '/v20190125/meshes/{meshName}/virtualRouters' },
+  CreateRoute: { method: 'PUT', uri: '/v20190125/meshes/{meshName}/virtualRouter/{virtualRouterName}/routes' },
   CreateVirtualGateway: { method: 'PUT', uri: '/v20190125/meshes/{meshName}/virtualGateways' },
   UpdateVirtualGateway: { method: 'PUT', uri: '/v20190125/meshes/{meshName}/virtualGateways/{virtualGatewayName}' },
   DescribeVirtualGateway: { method: 'GET', uri: '/v20190125/meshes/{meshName}/virtualGateways/{virtualGatewayName}' },
@@ -91,6 +93,11 @@ export class AppMeshApi {
     const answer = await withTimeout(adminCall<Record<string, unknown> | string>(this.#target, method, path, hasBody ? body : undefined),
       CALL_TIMEOUT_MS, `${method} ${path}: no answer from the control plane`);
     return { request: `${method} ${path}`, status: 200, body: typeof answer === 'object' && answer !== null ? answer : {} };
+  }
+
+  /** One of keymesh's own admin calls (`/keymesh/v1/...`, what `keymesh ca ...` sends); errors as call(). */
+  admin<T>(method: 'GET' | 'POST' | 'PUT' | 'DELETE', path: string, body?: unknown): Promise<T> {
+    return withTimeout(adminCall<T>(this.#target, method, path, body), CALL_TIMEOUT_MS, `${method} ${path}: no answer from the control plane`);
   }
 
   /** A single-use join token for a virtual node's or gateway's proxy, and the control-plane CA to pin. */

@@ -3,14 +3,18 @@
 // checked against what the seed says. Exits 0 when every step behaved, 1 with the reason otherwise. With
 // --keep everything stays up until Ctrl-C (SIGINT or SIGTERM), which stops it all and removes the
 // temporary directory.
+import { existsSync } from 'node:fs';
 import { Argument, type Command } from 'commander';
 import { isKeymeshError } from '../../errors/index.ts';
 import { Report } from './report.ts';
+import { seed001 } from './seed001.ts';
+import { seed002 } from './seed002.ts';
+import { seed003 } from './seed003.ts';
 import { seed004 } from './seed004.ts';
 import { Stage, StepFailed, type Walkthrough } from './stage.ts';
 
 /** One module per walkthrough; the first is the default. */
-export const WALKTHROUGHS: readonly Walkthrough[] = [seed004];
+export const WALKTHROUGHS: readonly Walkthrough[] = [seed004, seed002, seed003, seed001];
 
 interface DemoFlags {
   keep?: boolean;
@@ -32,6 +36,9 @@ data directory. Credentials: KEYMESH_ACCESS_KEY_ID / KEYMESH_SECRET_ACCESS_KEY w
 Examples:
   keymesh demo              # seed 004: strict TLS, wrong SAN, right SAN, client cert required, provided
   keymesh demo --keep       # then try it: curl, the admin ports' /stats, aws appmesh --endpoint-url ...
+  keymesh demo acm          # seed 002: a certificate from the mesh's managed CA, trust by CA ARN, renewal
+  keymesh demo sds          # seed 003: SPIFFE SVIDs over SDS, routing by header, no client cert = no handshake
+  keymesh demo migrate      # seed 001: plaintext -> PERMISSIVE -> STRICT under load, zero failed requests
   npm start                 # the same as keymesh demo`)
     .action(async (name: string, flags: DemoFlags) => {
       const walkthrough = WALKTHROUGHS.find((w) => w.name === name) ?? WALKTHROUGHS[0]!;
@@ -87,7 +94,9 @@ export async function runDemo(walkthrough: Walkthrough, o: { keep: boolean }): P
   if (!o.keep) {
     await stage.close();
     report.line(`Cleaned up: stopped the proxies, the application and the control plane; removed ${stage.dir}.`);
-    report.line('Run `keymesh demo --keep` (npm start -- --keep) to leave it running and poke it; examples/README.md replays it with the AWS CLI.');
+    const again = walkthrough === WALKTHROUGHS[0] ? '`keymesh demo --keep` (npm start -- --keep)' : `\`keymesh demo ${walkthrough.name} --keep\``;
+    const byHand = existsSync(`examples/seed${walkthrough.seed}/README.md`) ? `examples/seed${walkthrough.seed}/README.md` : 'examples/README.md';
+    report.line(`Run ${again} to leave it running and poke it; ${byHand} replays it with the AWS CLI.`);
     return exit(0);
   }
   keeping = true;

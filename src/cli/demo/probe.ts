@@ -1,7 +1,8 @@
 // Looking at the running mesh the way the seeds do it with curl: a request through the gateway (status and
-// body), and the proxies' Envoy-compatible `/stats` read from their admin ports and grepped. All of it is
+// body), and the proxies' Envoy-compatible `/stats` (and `/certs`) read from their admin ports. All of it is
 // asynchronous: the application and the proxies run in this very process and must keep serving meanwhile.
 import { request } from 'node:http';
+import type { CertsJson } from '../../proxy/admin/certs.ts';
 
 export interface HttpAnswer {
   /** The HTTP status, or 0 when there was no answer (refused, reset, timed out). */
@@ -11,10 +12,10 @@ export interface HttpAnswer {
   readonly error?: string;
 }
 
-/** GET on a new connection each time (as curl does), bounded by `timeoutMs`. */
-export function httpGet(url: string, timeoutMs = 10_000): Promise<HttpAnswer> {
+/** GET on a new connection each time (as curl does), bounded by `timeoutMs`; `headers` as curl's -H. */
+export function httpGet(url: string, timeoutMs = 10_000, headers: Readonly<Record<string, string>> = {}): Promise<HttpAnswer> {
   return new Promise((resolve) => {
-    const req = request(url, { agent: false, headers: { 'user-agent': 'keymesh-demo' } }, (res) => {
+    const req = request(url, { agent: false, headers: { 'user-agent': 'keymesh-demo', ...headers } }, (res) => {
       let body = '';
       res.setEncoding('utf8');
       res.on('data', (d: string) => { body += d; });
@@ -61,13 +62,21 @@ export class Stats {
 }
 
 /**
- * Reads a proxy's stats from its admin port: those ever incremented or set (`?usedonly`, as Envoy), which
- * leaves out what Envoy would not have emitted yet (the seed: "no results until a TLS connection occurs").
+ * Reads a proxy's stats from its admin port: by default those ever incremented or set (`?usedonly`, as Envoy),
+ * which leaves out what Envoy would not have emitted yet (the seed: "no results until a TLS connection
+ * occurs"); all of them with `usedOnly` false (a seed's plain `curl .../stats`).
  */
-export async function readStats(adminHost: string, adminPort: number): Promise<Stats> {
-  const a = await httpGet(`http://${adminHost}:${adminPort}/stats?usedonly`, 5_000);
+export async function readStats(adminHost: string, adminPort: number, usedOnly = true): Promise<Stats> {
+  const a = await httpGet(`http://${adminHost}:${adminPort}/stats${usedOnly ? '?usedonly' : ''}`, 5_000);
   if (a.status !== 200) throw new Error(`reading the stats on ${adminHost}:${adminPort}: ${describeAnswer(a)}`);
   return new Stats(a.body);
+}
+
+/** A proxy's `/certs` (Envoy's format): per TLS context, the trusted CAs and the certificates it presents. */
+export async function readCerts(adminHost: string, adminPort: number): Promise<CertsJson> {
+  const a = await httpGet(`http://${adminHost}:${adminPort}/certs`, 5_000);
+  if (a.status !== 200) throw new Error(`reading the certificates on ${adminHost}:${adminPort}: ${describeAnswer(a)}`);
+  return JSON.parse(a.body) as CertsJson;
 }
 
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));

@@ -24,7 +24,7 @@ const APP_PORT = 9080;
 const INGRESS_PORT = 15000;
 const EGRESS_PORT = 15001;
 /** Loopback addresses tried for the colorteller and the gateway, two by two. */
-const CANDIDATE_ADDRESSES = Array.from({ length: 40 }, (_v, i) => `127.0.0.${101 + i}`);
+const CANDIDATE_ADDRESSES = Array.from({ length: 20 }, (_v, i) => `127.0.0.${101 + i}`);
 /** How long a step may take for its configuration to reach the proxies and show its effect. */
 const SETTLE_MS = 30_000;
 const POLL_MS = 200;

@@ -102,6 +102,14 @@ function canListen(host: string, port: number): Promise<true | string> {
 }
 
 /**
+ * `preferred` unless this user may not listen on it (ports below 1024 need privileges on most systems: seed
+ * 002's port 80), then `fallback`. A port merely in use keeps `preferred`: freeLoopbackAddresses moves on.
+ */
+export async function permittedPort(ip: string, preferred: number, fallback: number): Promise<number> {
+  return (await canListen(ip, preferred)) === 'EACCES' ? fallback : preferred;
+}
+
+/**
  * `count` loopback addresses (from `candidates`, in order) on which every one of `ports` is free right now,
  * so that each workload keeps the seed's ports on an address of its own.
  */
@@ -223,6 +231,8 @@ export interface ProxyOptions {
   readonly ip: string;
   readonly ingressPort?: number;
   readonly egressPort?: number;
+  /** The admin interface's port on `ip` (as the seeds' Envoys had 9901 on their own host); default 127.0.0.1, a free port. */
+  readonly adminPort?: number;
 }
 
 export interface Proxy {
@@ -240,14 +250,14 @@ const PROXY_READY_MS = 30_000;
  */
 export async function startProxy(stage: Stage, cp: ControlPlane, o: ProxyOptions): Promise<Proxy> {
   const { token, controlPlaneCaPem } = await cp.api.joinToken(o.mesh, o.kind, o.name);
-  const adminHost = '127.0.0.1';
+  const adminHost = o.adminPort !== undefined ? o.ip : '127.0.0.1';
   const sidecar = await withTimeout(startSidecar({
     nodeId: `mesh/${o.mesh}/${o.kind}/${o.name}`,
     xdsAddress: cp.xdsAddress,
     identityEndpoint: cp.identityUrl,
     controlPlaneCaPem,
     joinToken: token,
-    admin: { host: adminHost, port: 0 },
+    admin: { host: adminHost, port: o.adminPort ?? 0 },
     placement: {
       listen_address: o.ip,
       app_address: o.ip,

@@ -66,7 +66,7 @@ export function h1RequestHead(method: string, target: string, authority: string 
   else if (body === 'empty') headers.push('content-length', '0');
   const head: RequestHead = {
     version: '1.1', headers, contentLength: undefined, chunked: body === 'chunked', framing: NO_BODY, keepAlive: true,
-    connectionTokens: undefined, upgrade: undefined, method, target, form: 'origin', scheme: undefined, authority: undefined,
+    connectionTokens: undefined, upgrade: undefined, hopByHop: false, forwardedProto: false, method, target, form: 'origin', scheme: undefined, authority: undefined,
     path: target, host: authority, expectContinue: false,
   };
   return serializeRequestHead(head, { target });

@@ -386,12 +386,13 @@ test('pipelined requests are read ahead by a bounded amount while one is in flig
   const p = await startProxy({ streamIdleMs: 1500 });
   const c = await dial(p.port, { read: false });
   c.socket.pause();
-  // The first request's response is never read, so it stays in flight; behind it, 4 MiB of pipelined requests.
+  // The first request's response is never read, so it stays in flight; behind it, 64 MiB of pipelined requests.
   c.socket.write('GET /big HTTP/1.1\r\nhost: a\r\n\r\n');
   await eventually(() => p.downs.length === 1 && big.written > 0, 'the first response started', BOUND_MS);
   const down = p.downs[0]!;
   const one = 'GET / HTTP/1.1\r\nhost: a\r\n\r\n';
-  const pipelined = Buffer.from(one.repeat(Math.ceil((4 * 1024 * 1024) / one.length)));
+  // More than the kernel buffers of both ends can hold (loopback autotuning can reach tcp_rmem's maximum, 32 MiB on some systems).
+  const pipelined = Buffer.from(one.repeat(Math.ceil((64 * 1024 * 1024) / one.length)));
   c.socket.write(pipelined);
   await eventually(() => down.isPaused(), 'the proxy stopped reading the client', BOUND_MS);
   await new Promise((r) => setTimeout(r, 200));

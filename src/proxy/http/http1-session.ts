@@ -141,6 +141,12 @@ const HEAD = 1; // part of a request head received: request headers timeout
 const EXCHANGE = 2; // a request in progress: stream idle timeout
 const CLOSED = 3; // closed by the proxy (delayed close) or by the peer
 
+/** `x-forwarded-proto: <scheme>` and the blank line ending a head. */
+const FORWARDED_PROTO_LINE = {
+  http: Buffer.from('x-forwarded-proto: http\r\n\r\n', 'latin1'),
+  https: Buffer.from('x-forwarded-proto: https\r\n\r\n', 'latin1'),
+} as const;
+
 function unrefTimer(fn: () => void, ms: number): NodeJS.Timeout {
   const t = setTimeout(fn, ms);
   t.unref();
@@ -219,9 +225,12 @@ class Exchange {
   /** The upstream sent more than the response, or closed to end it: not reusable. */
   tainted = false;
   flags = '';
+  /** The head's bytes as received, when it can go out as they are plus the proxy's X-Forwarded-Proto. */
+  readonly rawHead: Buffer | undefined;
 
-  constructor(head: RequestHead, started: number) {
+  constructor(head: RequestHead, started: number, rawHead: Buffer | undefined) {
     this.head = head;
+    this.rawHead = rawHead;
     this.framer = new BodyFramer(head.framing);
     this.started = started;
   }
@@ -479,8 +488,10 @@ export class Http1Session {
       this.#scanned = 0;
       this.#acc = undefined;
       const rest = parsed.end < this.#buf.length ? this.#buf.subarray(parsed.end) : undefined;
+      const head = parsed.head;
+      const raw = head.version === '1.1' && head.form === 'origin' && !head.hopByHop && !head.forwardedProto && !head.expectContinue ? this.#buf.subarray(parsed.start, parsed.end) : undefined;
       this.#buf = undefined;
-      this.#begin(parsed.head, rest);
+      this.#begin(head, rest, raw);
     }
     if (!this.#closed && !this.#current && this.#buf === undefined && this.#phase !== IDLE) this.#enterIdle();
   }
@@ -510,11 +521,11 @@ export class Http1Session {
     this.#close();
   }
 
-  #begin(head: RequestHead, rest: Buffer | undefined): void {
+  #begin(head: RequestHead, rest: Buffer | undefined, raw: Buffer | undefined): void {
     const ctx = this.#ctx;
     ctx.stats.rqTotal.inc();
     ctx.stats.rqHttp1Total.inc();
-    const ex = new Exchange(head, ctx.now());
+    const ex = new Exchange(head, ctx.now(), raw);
     this.#current = ex;
     this.#phase = EXCHANGE;
     if (head.expectContinue) this.#down.write(CONTINUE_100);
@@ -627,14 +638,24 @@ export class Http1Session {
     });
   }
 
-  #send(ex: Exchange, conn: UpstreamConnection): void {
+  /** The request head for the upstream: X-Forwarded-Proto set, the route's host and path rewrites applied. */
+  #upstreamHead(ex: Exchange, conn: UpstreamConnection): Buffer[] {
     const sel = ex.selection!;
+    const hostRewrite = sel.host ?? (sel.autoHostRewrite ? conn.host.hostname : undefined);
+    const raw = ex.rawHead;
+    // Most requests need no rewriting but the added field: their bytes go out as received (no re-serializing).
+    if (raw && hostRewrite === undefined && !sel.pathRewritten && sel.path === ex.head.target) {
+      return [raw.subarray(0, raw.length - 2), FORWARDED_PROTO_LINE[this.#ctx.scheme]];
+    }
     const set: string[] = ['x-forwarded-proto', this.#ctx.scheme];
-    if (sel.host !== undefined) set.push('host', sel.host);
-    else if (sel.autoHostRewrite && conn.host.hostname) set.push('host', conn.host.hostname);
+    if (hostRewrite !== undefined) set.push('host', hostRewrite);
     if (sel.pathRewritten) set.push('x-envoy-original-path', ex.head.path);
     // 100-continue was answered here (Envoy's default), so the upstream is not asked again.
-    const head = serializeRequestHead(ex.head, { target: sel.path, set, ...(ex.head.expectContinue ? { remove: ['expect'] } : {}) });
+    return [serializeRequestHead(ex.head, { target: sel.path, set, ...(ex.head.expectContinue ? { remove: ['expect'] } : {}) })];
+  }
+
+  #send(ex: Exchange, conn: UpstreamConnection): void {
+    const head = this.#upstreamHead(ex, conn);
     const sock = conn.socket;
     ex.upstreamBuf = undefined;
     ex.response = undefined;
@@ -648,7 +669,8 @@ export class Http1Session {
     };
     // A retry replays the whole body received so far; the first attempt sends what arrived while connecting.
     const body = ex.attempts > 1 ? (ex.replay ?? []) : ex.unsent;
-    sock.write(body.length > 0 ? Buffer.concat([head, ...body]) : head);
+    // One write (one TLS record, one syscall) for the head and whatever body bytes are here.
+    sock.write(body.length === 0 && head.length === 1 ? head[0]! : Buffer.concat(body.length > 0 ? [...head, ...body] : head));
     if (ex.unsentBytes > RETRY_BUFFER_LIMIT) this.#down.resume();
     ex.unsent = [];
     ex.unsentBytes = 0;
@@ -694,7 +716,8 @@ export class Http1Session {
       ex.answered = true;
       clearTimeout(ex.timer);
       const keep = resp.keepAlive && ex.head.keepAlive && resp.framing.kind !== 'close' && !this.#draining && !this.#downEnded;
-      const out = serializeResponseHead(resp, keep ? {} : { connection: 'close' });
+      // Without hop-by-hop fields and with nothing to add, an HTTP/1.1 head goes out as the bytes received.
+      const out = keep && !resp.hopByHop && resp.version === '1.1' ? buf.subarray(parsed.start, parsed.end) : serializeResponseHead(resp, keep ? {} : { connection: 'close' });
       ex.responseBytes = 0;
       const rest = parsed.end < buf.length ? buf.subarray(parsed.end) : undefined;
       // Head and the body bytes already here go out in one write (one syscall, one TLS record), not two.

@@ -38,6 +38,11 @@ interface HeadCommon {
   readonly connectionTokens: readonly string[] | undefined;
   /** Upgrade header value when the message asks for (or, in a 101, performs) a protocol upgrade. */
   readonly upgrade: string | undefined;
+  /**
+   * A hop-by-hop field is present (Connection, Keep-Alive, Proxy-Connection, Upgrade, TE): forwarding must
+   * rewrite the head. Without one (and without other edits) an HTTP/1.1 head can go out as the bytes received.
+   */
+  readonly hopByHop: boolean;
 }
 
 export interface RequestHead extends HeadCommon {
@@ -56,6 +61,8 @@ export interface RequestHead extends HeadCommon {
   readonly host: string | undefined;
   /** Expect: 100-continue on an HTTP/1.1 request. */
   readonly expectContinue: boolean;
+  /** An X-Forwarded-Proto field is present (the proxy replaces it with its own). */
+  readonly forwardedProto: boolean;
 }
 
 export interface ResponseHead extends HeadCommon {
@@ -68,12 +75,15 @@ export interface ResponseHead extends HeadCommon {
 
 export interface ParsedRequest {
   readonly head: RequestHead;
+  /** Index in the buffer of the head's first byte (after any empty lines skipped before a request-line). */
+  readonly start: number;
   /** Index in the buffer just past the blank line that ends the head. */
   readonly end: number;
 }
 
 export interface ParsedResponse {
   readonly head: ResponseHead;
+  readonly start: number;
   readonly end: number;
 }
 

@@ -90,6 +90,8 @@ let dUpgradeToken = false;
 let dTokens: string[] | undefined;
 let dUpgrade: string | undefined;
 let dExpectContinue = false;
+let dHopByHop = false;
+let dForwardedProto = false;
 
 const LIT_HTTP = ascii('HTTP/');
 const LIT_HOST = ascii('host');
@@ -97,6 +99,9 @@ const LIT_EXPECT = ascii('expect');
 const LIT_UPGRADE = ascii('upgrade');
 const LIT_CONNECTION = ascii('connection');
 const LIT_CONTENT_LENGTH = ascii('content-length');
+const LIT_TE = ascii('te');
+const LIT_PROXY_CONNECTION = ascii('proxy-connection');
+const LIT_X_FORWARDED_PROTO = ascii('x-forwarded-proto');
 const LIT_TRANSFER_ENCODING = ascii('transfer-encoding');
 const LIT_CHUNKED = ascii('chunked');
 const LIT_CLOSE = ascii('close');
@@ -128,7 +133,7 @@ export function parseRequestHead(buf: Buffer, offset = 0, limits: HeadLimits = D
     if (len - offset >= max) throw tooLarge('request', max, offset);
     return undefined;
   }
-  return { head: buildRequest(buf, end), end };
+  return { head: buildRequest(buf, end), start: headStart, end };
 }
 
 function scanRequest(buf: Buffer, offset: number, limit: number, maxCount: number): number {
@@ -267,7 +272,9 @@ function buildRequest(buf: Buffer, end: number): RequestHead {
     keepAlive: v11 ? !dClose : dKeepAlive && !dClose,
     connectionTokens: dTokens,
     upgrade: v11 && dUpgradeToken ? dUpgrade : undefined,
+    hopByHop: dHopByHop,
     expectContinue: v11 && dExpectContinue,
+    forwardedProto: dForwardedProto,
   };
 }
 
@@ -305,7 +312,7 @@ export function parseResponseHead(buf: Buffer, offset: number, requestMethod: st
     if (len - offset >= max) throw tooLarge('response', max, offset);
     return undefined;
   }
-  return { head: buildResponse(buf, end, requestMethod), end };
+  return { head: buildResponse(buf, end, requestMethod), start: headStart, end };
 }
 
 function scanResponse(buf: Buffer, offset: number, limit: number, maxCount: number): number {
@@ -375,6 +382,7 @@ function buildResponse(buf: Buffer, end: number, requestMethod: string): Respons
     keepAlive: persistent && framing !== UNTIL_CLOSE && !tunnel,
     connectionTokens: dTokens,
     upgrade: status === 101 ? dUpgrade : undefined,
+    hopByHop: dHopByHop,
     tunnel,
   };
 }
@@ -544,9 +552,14 @@ const NAME_UPGRADE = 3;
 const NAME_CONNECTION = 4;
 const NAME_CONTENT_LENGTH = 5;
 const NAME_TRANSFER_ENCODING = 6;
+/** Keep-Alive, Proxy-Connection, TE: nothing derived, but forwarding drops or rewrites them. */
+const NAME_HOP_BY_HOP = 7;
+const NAME_X_FORWARDED_PROTO = 8;
 
 function classifyName(buf: Buffer, ns: number, ne: number): number {
   switch (ne - ns) {
+    case 2:
+      return bytesEqLower(buf, ns, ne, LIT_TE) ? NAME_HOP_BY_HOP : NAME_OTHER;
     case 4:
       return bytesEqLower(buf, ns, ne, LIT_HOST) ? NAME_HOST : NAME_OTHER;
     case 6:
@@ -554,11 +567,13 @@ function classifyName(buf: Buffer, ns: number, ne: number): number {
     case 7:
       return bytesEqLower(buf, ns, ne, LIT_UPGRADE) ? NAME_UPGRADE : NAME_OTHER;
     case 10:
-      return bytesEqLower(buf, ns, ne, LIT_CONNECTION) ? NAME_CONNECTION : NAME_OTHER;
+      return bytesEqLower(buf, ns, ne, LIT_CONNECTION) ? NAME_CONNECTION : bytesEqLower(buf, ns, ne, LIT_KEEP_ALIVE) ? NAME_HOP_BY_HOP : NAME_OTHER;
     case 14:
       return bytesEqLower(buf, ns, ne, LIT_CONTENT_LENGTH) ? NAME_CONTENT_LENGTH : NAME_OTHER;
+    case 16:
+      return bytesEqLower(buf, ns, ne, LIT_PROXY_CONNECTION) ? NAME_HOP_BY_HOP : NAME_OTHER;
     case 17:
-      return bytesEqLower(buf, ns, ne, LIT_TRANSFER_ENCODING) ? NAME_TRANSFER_ENCODING : NAME_OTHER;
+      return bytesEqLower(buf, ns, ne, LIT_TRANSFER_ENCODING) ? NAME_TRANSFER_ENCODING : bytesEqLower(buf, ns, ne, LIT_X_FORWARDED_PROTO) ? NAME_X_FORWARDED_PROTO : NAME_OTHER;
     default:
       return NAME_OTHER;
   }
@@ -576,6 +591,8 @@ function deriveFields(buf: Buffer, str: string, base: number, side: HttpSide): s
   dTokens = undefined;
   dUpgrade = undefined;
   dExpectContinue = false;
+  dHopByHop = false;
+  dForwardedProto = false;
   const f = fields;
   const n = fieldCount;
   const headers: string[] = [];
@@ -597,10 +614,18 @@ function deriveFields(buf: Buffer, str: string, base: number, side: HttpSide): s
       case NAME_EXPECT:
         if (bytesEqLower(buf, vs, ve, LIT_100_CONTINUE)) dExpectContinue = true;
         break;
+      case NAME_HOP_BY_HOP:
+        dHopByHop = true;
+        break;
+      case NAME_X_FORWARDED_PROTO:
+        dForwardedProto = true;
+        break;
       case NAME_UPGRADE:
+        dHopByHop = true;
         dUpgrade = dUpgrade === undefined ? value : `${dUpgrade}, ${value}`;
         break;
       case NAME_CONNECTION:
+        dHopByHop = true;
         connectionOptions(buf, str, base, vs, ve, side);
         break;
       case NAME_CONTENT_LENGTH:

@@ -35,8 +35,28 @@ describe('derived fields', () => {
       keepAlive: true,
       connectionTokens: undefined,
       upgrade: undefined,
+      hopByHop: false,
       expectContinue: false,
+      forwardedProto: false,
     });
+  });
+
+  test('hopByHop and forwardedProto say whether forwarding must rewrite the head', () => {
+    for (const field of ['Connection: close', 'keep-alive: timeout=5', 'Proxy-Connection: keep-alive', 'TE: trailers', 'Connection: upgrade\r\nUpgrade: websocket']) {
+      const lines = ['GET / HTTP/1.1', 'Host: a', ...field.split('\r\n')];
+      assert.equal(head(lines).hopByHop, true, field);
+    }
+    assert.equal(head(['GET / HTTP/1.1', 'Host: a', 'Tea: x', 'Keep-Alives: 1', 'Transfer-Encoding: chunked']).hopByHop, false);
+    assert.equal(head(['GET / HTTP/1.1', 'Host: a', 'X-Forwarded-Proto: https']).forwardedProto, true);
+    assert.equal(head(['GET / HTTP/1.1', 'Host: a', 'x-forwarded-proto: http']).hopByHop, false);
+    assert.equal(head(['GET / HTTP/1.1', 'Host: a', 'X-Forwarded-For: 1.2.3.4']).forwardedProto, false);
+  });
+
+  test('start is the first byte of the request-line, after skipped empty lines', () => {
+    const buf = Buffer.from('\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n', 'latin1');
+    const parsed = parse(buf);
+    assert.equal(parsed.start, 4);
+    assert.equal(buf.toString('latin1', parsed.start, parsed.end), 'GET / HTTP/1.1\r\nHost: a\r\n\r\n');
   });
 
   test('Content-Length frames the body; 0 means no body', () => {
@@ -216,7 +236,7 @@ describe('pipelining and incremental input', () => {
         const shifted = Buffer.concat([Buffer.from('xyz'), prefix]);
         const s = parseRequestHead(shifted, 3);
         if (k < whole.end) assert.equal(s, undefined);
-        else assert.deepEqual(s, { head: whole.head, end: whole.end + 3 });
+        else assert.deepEqual(s, { head: whole.head, start: whole.start + 3, end: whole.end + 3 });
       }
     });
   }

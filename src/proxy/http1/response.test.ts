@@ -30,8 +30,15 @@ describe('status line and derived fields', () => {
       keepAlive: true,
       connectionTokens: undefined,
       upgrade: undefined,
+      hopByHop: false,
       tunnel: false,
     });
+  });
+
+  test('hopByHop says whether forwarding must rewrite the head', () => {
+    assert.equal(head(['HTTP/1.1 200 OK', 'Connection: keep-alive', 'Content-Length: 0']).hopByHop, true);
+    assert.equal(head(['HTTP/1.1 200 OK', 'Keep-Alive: timeout=5', 'Content-Length: 0']).hopByHop, true);
+    assert.equal(head(['HTTP/1.1 200 OK', 'Server: x', 'Content-Length: 0']).hopByHop, false);
   });
 
   test('reason phrases: several words, empty, missing SP, obs-text', () => {

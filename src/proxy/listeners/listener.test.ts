@@ -104,6 +104,21 @@ test('client certificate required: none → fail_verify_no_cert; another CA → 
   assert.equal(seen.at(-1)?.tls?.peerCertificate, true);
 });
 
+test('client certificate required and none sent: the handshake itself fails with an alert, as Envoy\'s (seed 003\'s curl -k)', async () => {
+  const l = await start('STRICT', { requireClient: true });
+  // The seed's curl spoke TLS 1.2: "curl: (35) ... alert handshake failure". With TLS 1.3 the alert comes
+  // right after the client's last handshake message: certificate required.
+  const tls12 = await curl(l.port, ['--tlsv1.2', '--tls-max', '1.2']);
+  assert.equal(tls12.code, 35, tls12.out);
+  assert.match(tls12.out, /alert handshake failure/);
+  const tls13 = await curl(l.port, ['--tlsv1.3']);
+  assert.notEqual(tls13.code, 0);
+  assert.match(tls13.out, /alert certificate required/);
+  assert.equal(l.stat('ssl.fail_verify_no_cert'), 2);
+  assert.equal(l.stat('ssl.connection_error'), 0);
+  assert.equal(l.stat('ssl.handshake'), 0);
+});
+
 test('SAN matching on the client certificate: an unexpected DNS SAN → fail_verify_san', async () => {
   const l = await start('STRICT', { requireClient: true, sans: ['gateway.mesh.local'] });
   assert.notEqual((await curl(l.port, ['--cert', pki.wrongSan.cert, '--key', pki.wrongSan.key])).out, 'ok\n');
@@ -128,5 +143,23 @@ test('PERMISSIVE: TLS and plaintext on one port, told apart by the first bytes; 
   const plain = await run('curl', ['-sS', '--max-time', '5', `http://127.0.0.1:${l.port}/`]);
   assert.equal(plain.out, 'ok\n');
   assert.equal(l.stat('ssl.handshake'), 1);
+  assert.equal(l.stat('keymesh.plaintext_cx_total'), 1);
+});
+
+test('PERMISSIVE: keymesh.plaintext_cx_active counts the plaintext connections still open, TLS ones not', async () => {
+  const l = await start('PERMISSIVE');
+  const { connect } = await import('node:net');
+  // Half-open allowed: the answer comes with the server's half of the close, the client keeps its half open.
+  const socket = connect({ host: '127.0.0.1', port: l.port, allowHalfOpen: true });
+  socket.write('GET / HTTP/1.1\r\nhost: x\r\n\r\n');
+  await new Promise((resolve) => socket.once('data', resolve));
+  assert.equal(l.stat('keymesh.plaintext_cx_active'), 1);
+  assert.equal((await curl(l.port, [])).out, 'ok\n');
+  assert.equal(l.stat('keymesh.plaintext_cx_active'), 1);
+  const closed = new Promise((resolve) => socket.once('close', resolve));
+  socket.end();
+  await closed;
+  for (let i = 0; i < 100 && l.stat('keymesh.plaintext_cx_active') !== 0; i++) await new Promise((resolve) => setTimeout(resolve, 20));
+  assert.equal(l.stat('keymesh.plaintext_cx_active'), 0);
   assert.equal(l.stat('keymesh.plaintext_cx_total'), 1);
 });

@@ -85,6 +85,7 @@ interface ListenerCounters {
   readonly helloTooLarge: ReturnType<StatsScope['counter']>;
   readonly handshakeTimeout: ReturnType<StatsScope['counter']>;
   readonly plaintext: ReturnType<StatsScope['counter']>;
+  readonly plaintextActive: ReturnType<StatsScope['gauge']>;
 }
 
 /** `listener.<a>.ssl.*`: made only for listeners with a TLS chain, as Envoy has them only with a TLS context. */
@@ -122,6 +123,8 @@ function counters(stats: StatsScope): ListenerCounters {
     handshakeTimeout: stats.counter('downstream_cx_transport_socket_connect_timeout'),
     // keymesh's own: connections served without TLS, the evidence of who still speaks plaintext.
     plaintext: stats.counter('keymesh.plaintext_cx_total'),
+    // ... and those still open: during a migration to STRICT, what must reach 0 first.
+    plaintextActive: stats.gauge('keymesh.plaintext_cx_active'),
   };
 }
 
@@ -299,6 +302,8 @@ export class RunningListener {
     const base = { raw: socket, chain, inspection, remoteAddress: socket.remoteAddress ?? '', remotePort: socket.remotePort ?? 0, localPort: socket.localPort ?? 0, onDrain };
     if (!chain.tls) {
       this.#c.plaintext.inc();
+      this.#c.plaintextActive.inc();
+      socket.once('close', () => this.#c.plaintextActive.dec());
       if (head && head.length > 0) socket.unshift(head);
       // Flowing again (the listener filters paused it) before the filter runs: resume() only schedules the flow,
       // so the filter's 'data' listener gets every byte, and a filter that pauses the socket (the TCP proxy while
@@ -348,9 +353,11 @@ export class RunningListener {
       minVersion: material.minVersion,
       maxVersion: material.maxVersion,
       requestCert: validates || spec.requireClientCertificate,
-      // The verdict is ours (checkPeer), after the handshake: node ends a refused connection of a tls.Server
-      // silently, without an event to count it by (ssl.fail_verify_error), when it rejects by itself.
-      rejectUnauthorized: false,
+      // A required certificate that is missing fails the handshake in OpenSSL, with the alert Envoy sends
+      // (handshake_failure in TLS 1.2, certificate_required in 1.3: seed 003's `curl -k`). The other verdicts
+      // are ours (checkPeer) after the handshake; a chain that does not verify is the one node refuses by
+      // itself, ending the socket with only a 'socket hang up' (counted below by its authorizationError).
+      rejectUnauthorized: spec.requireClientCertificate && material.caPem !== undefined,
       // From the start of the handshake to its end, however the bytes trickle in (node's timer is not reset by
       // handshake traffic); it ends as a tlsClientError ERR_TLS_HANDSHAKE_TIMEOUT.
       handshakeTimeout: this.#deps.tlsHandshakeTimeoutMs ?? TLS_HANDSHAKE_TIMEOUT_MS,
@@ -360,7 +367,7 @@ export class RunningListener {
       if (e.code === 'ERR_TLS_HANDSHAKE_TIMEOUT') {
         this.#c.handshakeTimeout.inc();
       } else {
-        const problem = handshakeProblem(e);
+        const problem = handshakeProblem(e) ?? (tlsSocket.authorizationError ? 'fail_verify_error' : undefined);
         if (problem) this.#ssl.sslProblem[problem].inc();
         else this.#ssl.connectionError.inc();
       }
