@@ -23,17 +23,9 @@
 # GW_ADMIN [127.0.0.1:9902]: their admin interfaces. The AWS CLI needs the credentials keymesh server printed
 # (export AWS_ACCESS_KEY_ID=... AWS_SECRET_ACCESS_KEY=... AWS_DEFAULT_REGION=us-east-1).
 set -euo pipefail
+# HERE, REPO, KEYMESH, ENDPOINT, XDS, IDENTITY, WORK and the helpers (say, run, die, need, start_proxy, ...).
+. "$(dirname "$0")/../lib/steps-common.sh"
 
-HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-REPO="$(cd "$HERE/../.." && pwd)"
-# The project's Node.js (npm ci installs it) runs keymesh.
-export PATH="$REPO/node_modules/.bin:$PATH"
-KEYMESH=(node "$REPO/src/cli/main.ts")
-
-ENDPOINT="${KEYMESH_ENDPOINT:-http://127.0.0.1:7000}"
-XDS="${KEYMESH_XDS:-127.0.0.1:7444}"
-IDENTITY="${KEYMESH_IDENTITY_ENDPOINT:-https://127.0.0.1:7443}"
-WORK="${WORK_DIR:-${TMPDIR:-/tmp}/keymesh-seed004}"
 KEYS="${KEYS_DIR:-$WORK/keys}"
 CT_IP="${CT_IP:-127.0.0.11}"
 GW_IP="${GW_IP:-127.0.0.12}"
@@ -46,33 +38,15 @@ NODE=colorteller-vn
 GATEWAY=gateway-vgw
 ROUTE=colorteller-route
 
-say() { printf '\n== %s\n' "$*"; }
-run() { printf '+ %s\n' "$*"; "$@"; }
-die() { printf 'steps.sh: %s\n' "$*" >&2; exit 1; }
-
-need() {
-  command -v "$1" >/dev/null || die "needs $1 ($2)"
-}
-
 # aws appmesh OPERATION FILE: the call with the file's input, /keys/ pointing at $KEYS.
 appmesh() {
-  local op="$1" file="$2"
-  need aws "the AWS CLI: apt-get install -y awscli, or https://aws.amazon.com/cli/"
-  [[ -n "${AWS_ACCESS_KEY_ID:-}" ]] || die "export the credentials keymesh server printed (keymesh credentials prints them again)"
-  printf '+ aws appmesh %s --cli-input-json file://examples/seed004/%s --endpoint-url %s   (/keys/ = %s/)\n' "$op" "$file" "$ENDPOINT" "$KEYS"
-  aws appmesh "$op" --endpoint-url "$ENDPOINT" --cli-input-json "$(sed "s|/keys/|$KEYS/|g" "$HERE/$file")" \
-    --query '*.[metadata.arn, metadata.version]' --output text
+  need_aws
+  appmesh_send "$1" "$2" "$(sed "s|/keys/|$KEYS/|g" "$HERE/$2")" "   (/keys/ = $KEYS/)"
 }
 
 certs() {
   say "certificates in $KEYS (the seed's certs.sh)"
-  if [[ -f "$KEYS/ca_cert.pem" ]]; then
-    echo "already there; remove $KEYS to make new ones"
-    return
-  fi
-  run "${KEYMESH[@]}" certs ca --out "$KEYS"
-  run "${KEYMESH[@]}" certs issue --ca-dir "$KEYS" --name colorteller --dns "colorteller.$DOMAIN" --out "$KEYS"
-  run "${KEYMESH[@]}" certs issue --ca-dir "$KEYS" --name gateway --dns "gateway.$DOMAIN" --out "$KEYS"
+  certs_once colorteller="colorteller.$DOMAIN" gateway="gateway.$DOMAIN"
 }
 
 up() {
@@ -84,30 +58,6 @@ up() {
   appmesh create-gateway-route colorteller-route.json
 }
 
-# wait_ready NAME ADMIN: until the proxy's /ready says LIVE (every listener serving), 30 s at most.
-wait_ready() {
-  local name="$1" admin="$2" i
-  for i in $(seq 1 150); do
-    [[ "$(curl -s "http://$admin/ready" || true)" == LIVE* ]] && { echo "$name ready (admin $admin)"; return; }
-    sleep 0.2
-  done
-  die "$name not ready after 30 s; see $WORK/$name.log"
-}
-
-start_proxy() {
-  local kind="$1" name="$2" ip="$3" admin="$4" flag
-  [[ "$kind" == proxy ]] && flag=--virtual-node || flag=--virtual-gateway
-  "${KEYMESH[@]}" token create --mesh "$MESH" "$flag" "$name" --endpoint "$ENDPOINT" --ca-out "$WORK/cp-ca.pem" > "$WORK/$name.token"
-  local args=("$kind" --mesh "$MESH" "$flag" "$name" --xds "$XDS" --identity-endpoint "$IDENTITY"
-    --control-plane-ca "$WORK/cp-ca.pem" --join-token-file "$WORK/$name.token"
-    --listen-address "$ip" --app-address "$ip" --admin "$admin")
-  printf '+ keymesh %s &\n' "${args[*]}"
-  # Started directly (not through a function) so that the pid is the proxy's own.
-  "${KEYMESH[@]}" "${args[@]}" > "$WORK/$name.log" 2>&1 &
-  echo $! > "$WORK/$name.pid"
-  wait_ready "$name" "$admin"
-}
-
 start() {
   need curl "to check the proxies: apt-get install -y curl"
   say "the colorteller app on $CT_IP:9080, its sidecar on $CT_IP:15000/15001, the gateway on $GW_IP:9080 (logs in $WORK)"
@@ -116,28 +66,23 @@ start() {
     > "$WORK/colorteller-app.log" 2>&1 &
   echo $! > "$WORK/colorteller-app.pid"
   start_proxy proxy "$NODE" "$CT_IP" "$CT_ADMIN"
+  wait_ready "$NODE" "$CT_ADMIN"
   start_proxy gateway "$GATEWAY" "$GW_IP" "$GW_ADMIN"
+  wait_ready "$GATEWAY" "$GW_ADMIN"
 }
 
 stop() {
   say "stopping the app and the proxies"
-  local name pid
-  for name in "$GATEWAY" "$NODE" colorteller-app; do
-    [[ -f "$WORK/$name.pid" ]] || continue
-    pid="$(cat "$WORK/$name.pid")"
-    kill "$pid" 2>/dev/null && echo "stopped $name ($pid)" || true
-    rm -f "$WORK/$name.pid"
-  done
+  stop_pids "$GATEWAY" "$NODE" colorteller-app
 }
 
 down() {
   say "deleting the mesh's resources (mesh.sh down)"
-  local a=(--endpoint-url "$ENDPOINT" --mesh-name "$MESH")
-  run aws appmesh delete-gateway-route "${a[@]}" --virtual-gateway-name "$GATEWAY" --gateway-route-name "$ROUTE" --query gatewayRoute.metadata.arn --output text
-  run aws appmesh delete-virtual-gateway "${a[@]}" --virtual-gateway-name "$GATEWAY" --query virtualGateway.metadata.arn --output text
-  run aws appmesh delete-virtual-service "${a[@]}" --virtual-service-name "colorteller.$DOMAIN" --query virtualService.metadata.arn --output text
-  run aws appmesh delete-virtual-node "${a[@]}" --virtual-node-name "$NODE" --query virtualNode.metadata.arn --output text
-  run aws appmesh delete-mesh --endpoint-url "$ENDPOINT" --mesh-name "$MESH" --query mesh.metadata.arn --output text
+  appmesh_delete gateway-route --virtual-gateway-name "$GATEWAY" --gateway-route-name "$ROUTE"
+  appmesh_delete virtual-gateway --virtual-gateway-name "$GATEWAY"
+  appmesh_delete virtual-service --virtual-service-name "colorteller.$DOMAIN"
+  appmesh_delete virtual-node --virtual-node-name "$NODE"
+  appmesh_delete mesh
 }
 
 # check [ok|tls|fail]: a request through the gateway, repeated (up to 20 s) until it shows the expected

@@ -12,8 +12,9 @@ const DATA_PLANE_COMMANDS: ReadonlySet<string> = new Set(['proxy', 'gateway']);
 
 export const DATA_PLANE_V8_FLAGS: readonly string[] = ['--max-semi-space-size=1', '--single-threaded-gc'];
 
+/** `--max-semi-space-size=1` → `--max-semi-space-size`; `--no-single-threaded-gc` → `--single-threaded-gc`. */
 function flagName(flag: string): string {
-  return flag.split('=')[0]!.replace(/_/g, '-');
+  return flag.split('=')[0]!.replace(/_/g, '-').replace(/^--no-/, '--');
 }
 
 /**

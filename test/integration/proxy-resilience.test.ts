@@ -19,8 +19,9 @@ import assert from 'node:assert/strict';
 import { after, before, test, type TestContext } from 'node:test';
 import { CreateMeshCommand, CreateRouteCommand, CreateVirtualNodeCommand, CreateVirtualRouterCommand, CreateVirtualServiceCommand, type AppMeshClient } from '@aws-sdk/client-app-mesh';
 import { sdkClient } from '../support/aws-cli.ts';
-import { makeTempDir, removeDir } from '../support/keymesh-server.ts';
-import { ControlPlane, HttpApp, HttpLoad, httpGet, killAllMeshProcesses, MeshProxy, until, type CertsAnswer, type LoadOptions } from '../support/mesh-processes.ts';
+import { makeTempDir } from '../support/keymesh-server.ts';
+import { ControlPlane, HttpApp, HttpLoad, httpGet, MeshProxy, tearDownMesh, until, type CertsAnswer, type LoadOptions } from '../support/mesh-processes.ts';
+import { sdsMutualTls } from '../support/sds-tls.ts';
 
 const MESH = 'resilience';
 const TRUST_DOMAIN = 'resilience.keymesh.test';
@@ -132,11 +133,7 @@ before(async () => {
     meshName: MESH, virtualNodeName: 'server', spec: {
       listeners: [{
         portMapping: { port: APP_PORT, protocol: 'http' },
-        tls: {
-          mode: 'STRICT',
-          certificate: { sds: { secretName: `${TD}/server` } },
-          validation: { trust: { sds: { secretName: TD } }, subjectAlternativeNames: { match: { exact: [`${TD}/client`] } } },
-        },
+        tls: { mode: 'STRICT', ...sdsMutualTls(TD, 'server', ['client']) },
       }],
       serviceDiscovery: { dns: { hostname: SERVICE } },
     },
@@ -149,12 +146,7 @@ before(async () => {
       backends: [{ virtualService: { virtualServiceName: SERVICE } }],
       backendDefaults: {
         clientPolicy: {
-          tls: {
-            enforce: true,
-            ports: [APP_PORT],
-            certificate: { sds: { secretName: `${TD}/client` } },
-            validation: { trust: { sds: { secretName: TD } }, subjectAlternativeNames: { match: { exact: [`${TD}/server`] } } },
-          },
+          tls: { enforce: true, ports: [APP_PORT], ...sdsMutualTls(TD, 'client', ['server']) },
         },
       },
     },
@@ -171,13 +163,7 @@ before(async () => {
   }, 20_000);
 });
 
-after(async () => {
-  await killAllMeshProcesses();
-  await cp?.kill();
-  appmesh?.destroy();
-  if (cp) removeDir(cp.dataDir);
-  if (dir) removeDir(dir);
-});
+after(() => tearDownMesh({ cp, appmesh, dir }));
 
 test('CA rotation under continuous load: prepare, activate, renewals onto the new CA; not one request fails', { timeout: TEST_TIMEOUT_MS }, async (t) => {
   const started = Date.now();

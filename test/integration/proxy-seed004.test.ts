@@ -11,6 +11,7 @@ import { after, before, test } from 'node:test';
 import * as seed from '../fixtures/seed-specs.ts';
 import { appmeshCli } from '../support/aws-cli.ts';
 import { KEYMESH_MAIN, makeTempDir, removeDir, startKeymeshServer, TEST_CREDENTIALS, type ServerHandle } from '../support/keymesh-server.ts';
+import { DATA_PLANE_V8_FLAGS } from '../../src/cli/runtime-flags.ts';
 
 const MESH = 'appmesh-mtls';
 const SERVICE = 'colorteller.appmesh-mtls.local';
@@ -134,6 +135,13 @@ after(async () => {
   await server?.kill();
   if (server) removeDir(server.dataDir);
   if (dir) removeDir(dir);
+});
+
+test('the sidecar and the gateway run with the data-plane V8 settings, in the process that was started', () => {
+  for (const child of procs) {
+    const argv = readFileSync(`/proc/${child.pid}/cmdline`, 'latin1').split('\0');
+    for (const flag of DATA_PLANE_V8_FLAGS) assert.ok(argv.includes(flag), `${flag} in ${argv.join(' ')}`);
+  }
 });
 
 test('step 1, strict TLS on the colorteller: the request succeeds; ssl.handshake rises and ssl.no_certificate equals it', async () => {

@@ -1,7 +1,8 @@
 // A whole mesh as real processes on loopback, for end-to-end tests of the data plane: a control plane
 // (`keymesh server`, optionally on fixed ports so that it can be killed and restarted where its proxies
 // expect it), sidecars and gateways (`keymesh proxy` / `keymesh gateway`, each on its own loopback address
-// with its admin port), tiny HTTP applications (a separate `node` process each), and a bounded HTTP load
+// with its admin port), tiny HTTP applications (a separate `node` process each; HTTP/2, gRPC and TCP echo ones
+// in test/support/apps/), and a bounded HTTP load
 // generator that counts every failed request.
 //
 // Nothing here blocks the event loop: the CLI runs with execFile, admin endpoints are read with node:http,
@@ -13,7 +14,8 @@ import { Agent, request as httpRequest, type IncomingHttpHeaders } from 'node:ht
 import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { waitFor } from './ads-client.ts';
-import { KEYMESH_MAIN, makeTempDir, startKeymeshServer, TEST_CREDENTIALS, type ServerHandle } from './keymesh-server.ts';
+import { KEYMESH_MAIN, makeTempDir, removeDir, startKeymeshServer, TEST_CREDENTIALS, type ServerHandle } from './keymesh-server.ts';
+import { signedRequest } from './signed-request.ts';
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
@@ -187,6 +189,16 @@ export class ControlPlane {
     await this.#server?.stop();
   }
 
+  /**
+   * A join token for a virtual node or gateway from the admin API: what `keymesh token create` prints, without
+   * starting a process for it (each `keymesh` process costs seconds of CPU on a busy machine).
+   */
+  async joinToken(mesh: string, kind: 'virtualNode' | 'virtualGateway', name: string): Promise<string> {
+    const r = await signedRequest(this.url, 'POST', `/keymesh/v1/meshes/${encodeURIComponent(mesh)}/${kind}s/${encodeURIComponent(name)}/join-tokens`, '{}');
+    if (r.status !== 200 || typeof r.body?.token !== 'string') throw new Error(`join token for ${kind} ${name} of ${mesh}: ${r.status} ${r.text}`);
+    return r.body.token as string;
+  }
+
   /** `keymesh <args> --endpoint <api> --data-dir <dir>` with the admin credentials, asynchronously. */
   cli(args: readonly string[], timeoutMs = 30_000): Promise<CliResult> {
     return new Promise((resolve) => {
@@ -260,6 +272,8 @@ export interface ProxyOptions {
   readonly ingressPort?: number;
   readonly egressPort?: number;
   readonly readyTimeoutMs?: number;
+  /** Further flags of `keymesh proxy` / `keymesh gateway` (e.g. --tcp-egress-address). */
+  readonly extraArgs?: readonly string[];
 }
 
 /** A running `keymesh proxy` / `keymesh gateway` process and its admin interface. */
@@ -282,13 +296,14 @@ export class MeshProxy {
   static async start(cp: ControlPlane, o: ProxyOptions): Promise<MeshProxy> {
     const endpointFlag = o.kind === 'proxy' ? '--virtual-node' : '--virtual-gateway';
     const tokenFile = join(o.workDir, `${o.name}.token`);
-    writeFileSync(tokenFile, (await cp.cliOk(['token', 'create', '--mesh', o.mesh, endpointFlag, o.name])).trim(), { mode: 0o600 });
+    writeFileSync(tokenFile, await cp.joinToken(o.mesh, o.kind === 'proxy' ? 'virtualNode' : 'virtualGateway', o.name), { mode: 0o600 });
     const { child, output } = spawnTracked([
       KEYMESH_MAIN, o.kind, '--mesh', o.mesh, endpointFlag, o.name,
       '--xds', cp.xdsAddress, '--identity-endpoint', cp.identityUrl, '--control-plane-ca', cp.caFile,
       '--join-token-file', tokenFile, '--admin', '127.0.0.1:0', '--listen-address', o.ip, '--app-address', o.ip,
       ...(o.ingressPort !== undefined ? ['--ingress-port', String(o.ingressPort)] : []),
       ...(o.egressPort !== undefined ? ['--egress-port', String(o.egressPort)] : []),
+      ...(o.extraArgs ?? []),
     ], o.name);
     const what = `keymesh ${o.kind} ${o.name}`;
     try {
@@ -394,8 +409,13 @@ export class HttpApp {
     this.output = output;
   }
 
-  static async start(o: { name: string; host: string; port: number }): Promise<HttpApp> {
-    const { child, output } = spawnTracked(['--input-type=module', '-e', APP_SOURCE], `app ${o.name}`, {
+  /**
+   * `script`: another application instead (a file of test/support/apps/, run with the same APP_NAME, APP_HOST
+   * and APP_PORT, that prints `app listening` once it does).
+   */
+  static async start(o: { name: string; host: string; port: number; script?: string }): Promise<HttpApp> {
+    const args = o.script !== undefined ? [o.script] : ['--input-type=module', '-e', APP_SOURCE];
+    const { child, output } = spawnTracked(args, `app ${o.name}`, {
       ...process.env, APP_NAME: o.name, APP_HOST: o.host, APP_PORT: String(o.port),
     });
     try {
@@ -415,6 +435,18 @@ export class HttpApp {
 /** Every proxy and application started by these helpers that is still running, SIGKILLed (for after()). */
 export async function killAllMeshProcesses(): Promise<void> {
   await Promise.all([...children].map((c) => stopChild(c, 'SIGKILL')));
+}
+
+/**
+ * The after() of a test file with a mesh of these processes: every proxy and application SIGKILLed, then the
+ * control plane, the App Mesh client closed, the control plane's data and the test's directory removed.
+ */
+export async function tearDownMesh(o: { cp?: ControlPlane; appmesh?: { destroy(): void }; dir?: string }): Promise<void> {
+  await killAllMeshProcesses();
+  await o.cp?.kill();
+  o.appmesh?.destroy();
+  if (o.cp) removeDir(o.cp.dataDir);
+  if (o.dir) removeDir(o.dir);
 }
 
 // --- load -----------------------------------------------------------------------------------------------

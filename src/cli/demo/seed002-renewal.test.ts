@@ -1,29 +1,22 @@
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
-import { rmSync } from 'node:fs';
-import { createServer, type Server } from 'node:https';
-import type { AddressInfo } from 'node:net';
+import type { Server } from 'node:https';
 import { after, before, test } from 'node:test';
-import { makeTestPki, type PemFiles, type TestPki } from '../../proxy/test-pki.ts';
+import type { PemFiles, TestPki } from '../../proxy/test-pki.ts';
 import { serialRuns, trafficAcrossRenewal, type Round } from './seed002-renewal.ts';
 import { httpsGet, normalizeSerial } from './seed002-tls.ts';
+import { startTestHttpsServer } from './test-https-server.ts';
 
 let pki: TestPki;
 let server: Server;
 let port: number;
+let close: () => void;
 
 before(async () => {
-  pki = await makeTestPki();
-  server = createServer({ cert: pki.server.certPem, key: pki.server.keyPem }, (_req, res) => res.end('white'));
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  port = (server.address() as AddressInfo).port;
+  ({ pki, server, port, close } = await startTestHttpsServer((_req, res) => res.end('white')));
 });
 
-after(() => {
-  server.closeAllConnections();
-  server.close();
-  rmSync(pki.dir, { recursive: true, force: true });
-});
+after(() => close());
 
 const serialOf = (files: PemFiles) => normalizeSerial(new X509Certificate(files.certPem).serialNumber);
 

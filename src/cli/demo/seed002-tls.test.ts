@@ -1,28 +1,20 @@
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
 import { rmSync } from 'node:fs';
-import { createServer, type Server } from 'node:https';
-import type { AddressInfo } from 'node:net';
 import { after, before, test } from 'node:test';
 import { makeTestPki, type TestPki } from '../../proxy/test-pki.ts';
 import { curlLine, httpsGet, normalizeSerial } from './seed002-tls.ts';
+import { startTestHttpsServer } from './test-https-server.ts';
 
 let pki: TestPki;
-let server: Server;
 let port: number;
+let close: () => void;
 
 before(async () => {
-  pki = await makeTestPki();
-  server = createServer({ cert: pki.server.certPem, key: pki.server.keyPem }, (req, res) => res.end(`white ${req.url} ${req.headers.host}`));
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  port = (server.address() as AddressInfo).port;
+  ({ pki, port, close } = await startTestHttpsServer((req, res) => res.end(`white ${req.url} ${req.headers.host}`)));
 });
 
-after(() => {
-  server.closeAllConnections();
-  server.close();
-  rmSync(pki.dir, { recursive: true, force: true });
-});
+after(() => close());
 
 test('normalizeSerial writes a serial as /certs does: lowercase hex without leading zeros', () => {
   assert.equal(normalizeSerial('00A1B2'), 'a1b2');

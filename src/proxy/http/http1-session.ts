@@ -716,41 +716,41 @@ export class Http1Session {
       ex.answered = true;
       clearTimeout(ex.timer);
       const keep = resp.keepAlive && ex.head.keepAlive && resp.framing.kind !== 'close' && !this.#draining && !this.#downEnded;
-      // Without hop-by-hop fields and with nothing to add, an HTTP/1.1 head goes out as the bytes received.
-      const out = keep && !resp.hopByHop && resp.version === '1.1' ? buf.subarray(parsed.start, parsed.end) : serializeResponseHead(resp, keep ? {} : { connection: 'close' });
       ex.responseBytes = 0;
-      const rest = parsed.end < buf.length ? buf.subarray(parsed.end) : undefined;
-      // Head and the body bytes already here go out in one write (one syscall, one TLS record), not two.
-      const down = this.#down;
-      down.cork();
-      down.write(out);
-      if (rest) this.#forwardResponseBody(ex, conn, rest);
-      else if (ex.responseFramer.done) this.#finish(ex);
-      down.uncork();
+      // The head and the body bytes already here go out in one write (one syscall, one TLS record). Without
+      // hop-by-hop fields and with nothing to add, an HTTP/1.1 head goes out as the bytes received.
+      if (keep && !resp.hopByHop && resp.version === '1.1') {
+        this.#forwardResponseBody(ex, conn, parsed.start === 0 ? buf : buf.subarray(parsed.start), parsed.end - parsed.start);
+        return;
+      }
+      const out = serializeResponseHead(resp, keep ? {} : { connection: 'close' });
+      this.#forwardResponseBody(ex, conn, parsed.end < buf.length ? Buffer.concat([out, buf.subarray(parsed.end)]) : out, out.length);
       return;
     }
     this.#forwardResponseBody(ex, conn, chunk);
   }
 
-  #forwardResponseBody(ex: Exchange, conn: UpstreamConnection, buf: Buffer): void {
+  /** Forwards the body bytes at buf[from..]; buf[0..from), if any, is a head that goes out with them. */
+  #forwardResponseBody(ex: Exchange, conn: UpstreamConnection, buf: Buffer, from = 0): void {
     let n: number;
     try {
-      n = ex.responseFramer!.feed(buf, 0);
+      n = ex.responseFramer!.feed(buf, from);
     } catch {
       this.#abandonUpstream(ex, conn);
       this.#down.destroy();
       return;
     }
-    if (n > 0) {
+    const end = from + n;
+    if (end > 0) {
       ex.responseBytes += n;
-      if (!this.#down.write(n === buf.length ? buf : buf.subarray(0, n))) {
+      if (!this.#down.write(end === buf.length ? buf : buf.subarray(0, end))) {
         conn.socket.pause();
         this.#down.once('drain', () => conn.socket.resume());
       }
     }
     if (ex.responseFramer!.done) {
       // Extra bytes after a complete response: the upstream is not speaking HTTP properly; do not reuse it.
-      if (n < buf.length) ex.tainted = true;
+      if (end < buf.length) ex.tainted = true;
       this.#finish(ex);
     }
   }
