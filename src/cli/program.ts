@@ -1,5 +1,6 @@
 // The `keymesh` command line: one subcommand per job. Errors leave as one clear line and a non-zero exit.
 // main.ts is the entry; it loads this once the process runs with the settings its command needs.
+import { createRequire } from 'node:module';
 import { Command, Option } from 'commander';
 import { formatExportLines, resolveAdminCredentials } from '../config/credentials.ts';
 import { buildServerConfig, DEFAULT_ACCOUNT, DEFAULT_ENDPOINT_GRACE, DEFAULT_LISTEN, DEFAULT_REGION, DEFAULT_WORKLOAD_LISTEN, DEFAULT_XDS_LISTEN, defaultDataDir, type ServerFlags } from '../config/server-config.ts';
@@ -14,8 +15,12 @@ import { registerProxiesCommand } from './proxies-command.ts';
 import { registerProxyCommands } from './proxy-command.ts';
 import { startServer } from './server-command.ts';
 
+/** The package's version: package.json sits two levels up from both src/cli and dist/cli. */
+const VERSION = (createRequire(import.meta.url)('../../package.json') as { version: string }).version;
+
 const program = new Command()
   .name('keymesh')
+  .version(VERSION, '-V, --version', 'print keymesh\'s version')
   .description('A service mesh for mutual TLS between services. Speaks the AWS App Mesh API and Envoy xDS.')
   .showHelpAfterError();
 

@@ -2,10 +2,10 @@
 // files, with nothing stored lost.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { KEYMESH_MAIN, makeTempDir, removeDir } from '../support/keymesh-server.ts';
+import { KEYMESH_MAIN, makeTempDir, removeDir, REPO_ROOT } from '../support/keymesh-server.ts';
 
 function keymesh(args: string[], env: Record<string, string> = {}) {
   const r = spawnSync(process.execPath, [KEYMESH_MAIN, ...args], {
@@ -25,6 +25,21 @@ test('keymesh --help lists the commands; each command has its own help', () => {
   assert.equal(server.code, 0);
   for (const flag of ['--data-dir', '--listen', '--region', '--account-id', '--limit', '--rate-limit', '--endpoint-grace', '--insecure-no-auth', 'KEYMESH_ACCESS_KEY_ID']) {
     assert.ok(server.stdout.includes(flag), `server --help mentions ${flag}`);
+  }
+});
+
+test('keymesh --version prints the package version; the compiled command (dist/, what an install runs) works the same', () => {
+  const version = (JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string }).version;
+  const v = keymesh(['--version']);
+  assert.equal(v.code, 0);
+  assert.equal(v.stdout.trim(), version);
+  const dist = join(REPO_ROOT, 'dist', 'cli', 'main.js');
+  assert.ok(existsSync(dist), `${dist} is missing: npm ci builds it (npm run build)`);
+  for (const args of [['--version'], ['proxy', '--help'], ['demo', '--help']]) {
+    const r = spawnSync(process.execPath, [dist, ...args], { encoding: 'utf8', timeout: 20_000 });
+    assert.equal(r.status, 0, `dist keymesh ${args.join(' ')}: ${r.stderr}`);
+    if (args[0] === '--version') assert.equal(r.stdout.trim(), version);
+    else assert.match(r.stdout, /^Usage: keymesh /);
   }
 });
 

@@ -18,9 +18,11 @@
 // optional trailers, and receives the response through H2StreamEvents. `cancel()` resets it (RST_STREAM); a
 // cancelled stream reports nothing more.
 //
-// Host choice: ClusterHandle.connect() picks the host (load balancing, health, outlier ejection) when a session is
-// opened; streams then go to the sessions the pool has, the first with room. Envoy balances each request over
-// per-host pools; ClusterHandle has no "pick a host" without connecting, so this pool balances connections only.
+// Host choice, as Envoy's per-host pools: the cluster's load balancer picks a host for each request
+// (ClusterHandle.pick: round robin, health, outlier ejection), and the request goes to a session to that host
+// with room, or to the one being opened to it, or to a new one. So a gRPC client's calls spread over every
+// instance instead of staying on the first connection. Until the cluster knows its hosts (and when none is
+// healthy), ClusterHandle.connect() picks, and says why it cannot.
 import * as http2 from 'node:http2';
 import type { TLSSocket } from 'node:tls';
 import { CONNECTION_IDLE_TIMEOUT_MS, CONNECTION_WINDOW, MAX_HEADER_LIST_SIZE, NGHTTP2_CANCEL, NGHTTP2_INTERNAL_ERROR, NGHTTP2_NO_ERROR, NGHTTP2_REFUSED_STREAM, STREAM_WINDOW, isHeaderError, resetStream } from './h2-common.ts';
@@ -275,8 +277,8 @@ export class H2Pool {
   /** The last SETTINGS_MAX_CONCURRENT_STREAMS a host of the cluster announced: how many requests may wait for one connection. */
   peerMaxStreams = ASSUMED_MAX_STREAMS;
   readonly #sessions: PooledH2Session[] = [];
-  #connecting: Promise<PooledH2Session> | undefined;
-  #waiting = 0;
+  /** Sessions being opened, by host (undefined: to whichever host connect() picks); requests waiting on each. */
+  readonly #connecting = new Map<UpstreamHost | undefined, { promise: Promise<PooledH2Session>; waiting: number }>();
 
   constructor(cluster: ClusterHandle, idleTimeoutMs = CONNECTION_IDLE_TIMEOUT_MS) {
     this.cluster = cluster;
@@ -290,31 +292,35 @@ export class H2Pool {
 
   /** A session with room for one more stream: synchronously when there is one. Rejects with UpstreamConnectError. */
   acquire(): PooledH2Session | Promise<PooledH2Session> {
+    const host = this.cluster.pick?.();
     const sessions = this.#sessions;
     for (let i = 0; i < sessions.length; i++) {
       const s = sessions[i]!;
-      if (s.hasRoom()) return s;
+      if ((host === undefined || s.conn.host === host) && s.hasRoom()) return s;
     }
-    if (this.#connecting !== undefined && this.#waiting < Math.max(1, this.peerMaxStreams)) {
-      this.#waiting++;
-      return this.#connecting;
+    const opening = this.#connecting.get(host);
+    if (opening !== undefined && opening.waiting < Math.max(1, this.peerMaxStreams)) {
+      opening.waiting++;
+      return opening.promise;
     }
-    return this.#connect();
+    return this.#connect(host);
   }
 
-  #connect(): Promise<PooledH2Session> {
-    const p: Promise<PooledH2Session> = this.cluster.connect({ alpn: ['h2'] }).then((conn) => {
-      if (this.#connecting === p) this.#connecting = undefined;
+  #connect(host: UpstreamHost | undefined): Promise<PooledH2Session> {
+    const done = () => {
+      if (this.#connecting.get(host)?.promise === p) this.#connecting.delete(host);
+    };
+    const p: Promise<PooledH2Session> = this.cluster.connect({ alpn: ['h2'], ...(host ? { host } : {}) }).then((conn) => {
+      done();
       const s = new PooledH2Session(this, conn);
       this.#sessions.push(s);
       live.add(this);
       return s;
     }, (e: unknown) => {
-      if (this.#connecting === p) this.#connecting = undefined;
+      done();
       throw e;
     });
-    this.#connecting = p;
-    this.#waiting = 1;
+    this.#connecting.set(host, { promise: p, waiting: 1 });
     return p;
   }
 

@@ -50,7 +50,13 @@ export interface ClusterHandle {
    * A connection ready for a request; rejects with UpstreamConnectError. `alpn` is offered on TLS (HTTP/2
    * sessions ask for h2); a pooled connection is only handed out when no ALPN is asked for (HTTP/1.1).
    */
-  connect(options?: { readonly alpn?: readonly string[]; readonly pooled?: boolean }): Promise<UpstreamConnection>;
+  connect(options?: { readonly alpn?: readonly string[]; readonly pooled?: boolean; readonly host?: UpstreamHost }): Promise<UpstreamConnection>;
+  /**
+   * The load balancer's choice for the next request, synchronously, once the cluster's hosts are known
+   * (undefined before that, or when none is healthy: connect() then waits or says why). An HTTP/2 pool uses it
+   * to balance each request, as Envoy does, rather than each connection; `connect({ host })` opens to it.
+   */
+  pick?(): UpstreamHost | undefined;
   /** Synchronously, a pooled HTTP/1.1 connection to the next host when one is idle (the fast path). */
   takeIdle?(): UpstreamConnection | undefined;
   /** The exchange is over: back to the pool when `reusable`, else closed. */

@@ -115,7 +115,8 @@ export class ClusterRuntime implements TcpUpstream {
       get http2() {
         return protocol() === 'http2';
       },
-      connect: (options) => this.#connect(options?.alpn, options?.pooled ?? !options?.alpn),
+      connect: (options) => this.#connect(options?.alpn, options?.pooled ?? !options?.alpn, options?.host as Host | undefined),
+      pick: () => (this.#hostsReady && !this.#closed ? this.#upstream.hosts.pick() : undefined),
       takeIdle: () => this.#takeIdle(),
       release: (conn, reusable) => this.#release(conn, reusable),
       outcome: (host, status) => this.#outcome(host, status),
@@ -243,11 +244,12 @@ export class ClusterRuntime implements TcpUpstream {
     return undefined;
   }
 
-  async #connect(alpn: readonly string[] | undefined, pooled: boolean): Promise<UpstreamConnection> {
+  async #connect(alpn: readonly string[] | undefined, pooled: boolean, chosen?: Host): Promise<UpstreamConnection> {
     if (this.#closed) throw new UpstreamConnectError('no-healthy-upstream', `cluster ${this.spec.name} was removed`);
     await this.#upstream.hosts.ready;
     this.#hostsReady = true;
-    const host = this.#upstream.hosts.pick();
+    // A host picked earlier (pick()) is used if it is still a member; the membership may have changed since.
+    const host = chosen && this.#upstream.hosts.hosts.includes(chosen) ? chosen : this.#upstream.hosts.pick();
     if (!host) throw new UpstreamConnectError('no-healthy-upstream', `cluster ${this.spec.name} has no healthy host`);
     if (pooled) {
       const taken = this.#pooledTo(host);
