@@ -17,6 +17,10 @@ WORK="${WORK_DIR:-${TMPDIR:-/tmp}/keymesh-$SEED}"
 # How long wait_ready waits for a proxy to serve, in seconds (a script may change it).
 READY_SECONDS=30
 
+# `set -e` stops a script at the first failing command without a word: say which one (functions too: -E).
+set -E
+trap 'rc=$?; printf "steps.sh: stopped: \`%s\` failed (exit %s, line %s)\n" "$BASH_COMMAND" "$rc" "$LINENO" >&2' ERR
+
 say() { printf '\n== %s\n' "$*"; }
 run() { printf '+ %s\n' "$*"; "$@"; }
 die() { printf 'steps.sh: %s\n' "$*" >&2; exit 1; }

@@ -93,13 +93,15 @@ export async function startServer(config: ServerConfig, out: NodeJS.WritableStre
   const xds = controlPlaneXds.server;
   const closeXds = () => controlPlaneXds.close();
   const workloadHost = urlHost(config.workloadHost);
+  // Join tokens name the identity endpoint; with port 0 the OS picks it, so it is known only once bound.
+  let identityUrl = `https://${workloadHost}:${config.workloadPort}`;
   const app = createApiServer({
     manager,
     clock: systemClock,
     credentials: credentials ? { secretFor: (id: string) => (id === credentials.accessKeyId ? credentials.secretAccessKey : undefined) } : null,
     rateLimit: config.rateLimit,
     logger,
-    ca: { authority, controlPlaneCaPem: cpTls.caCertPem, identityEndpoint: `https://${workloadHost}:${config.workloadPort}` },
+    ca: { authority, controlPlaneCaPem: cpTls.caCertPem, identityEndpoint: () => identityUrl },
     proxies: { proxies: () => xds.proxies() },
     endpoints: {
       registry,
@@ -135,7 +137,7 @@ export async function startServer(config: ServerConfig, out: NodeJS.WritableStre
   const host = urlHost(config.host);
   const url = `http://${host}:${port}`;
   const identityAddr = identity.server.address();
-  const identityUrl = `https://${workloadHost}:${typeof identityAddr === 'object' && identityAddr ? identityAddr.port : config.workloadPort}`;
+  identityUrl = `https://${workloadHost}:${typeof identityAddr === 'object' && identityAddr ? identityAddr.port : config.workloadPort}`;
 
   // Warnings first: whoever waits for the "listening" line has them by then.
   if (!credentials) {

@@ -122,6 +122,13 @@ describe('bootstrap with a join token, renewal over mTLS', () => {
     assert.ok(lifetime >= 3600_000 && lifetime <= 3600_000 + 60_000, `lifetime ${lifetime} ms`);
   });
 
+  test('a new token names the identity endpoint where it listens (the OS chose its port), not the configured :0', () => {
+    const r = keymesh(['token', 'create', '--mesh', MESH, '--virtual-node', NODE]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.ok(r.stderr.includes(`Identity endpoint: ${server.identityUrl}`), r.stderr);
+    assert.doesNotMatch(r.stderr, /:0\b/);
+  });
+
   test('the same token a second time is refused, and says it was used', () => {
     const token = newToken();
     const { csr } = keyAndCsr('twice', SPIFFE_ID);

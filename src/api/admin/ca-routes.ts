@@ -13,8 +13,9 @@ export interface CaRoutesOptions {
   authority: CertificateAuthority;
   /** The CA workloads pin for the identity endpoint (PEM). */
   controlPlaneCaPem: string;
-  /** Where workloads reach the identity endpoint, shown with new join tokens. */
-  identityEndpoint: string;
+  /** Where workloads reach the identity endpoint, shown with new join tokens: asked when a token is made, since
+   * with port 0 it is known only once bound. */
+  identityEndpoint: () => string;
 }
 
 type Params = Record<string, string>;
@@ -107,7 +108,7 @@ export function registerCaRoutes(app: FastifyInstance, options: CaRoutesOptions)
     const f = new BodyFields(body(), ['ttlSeconds']);
     const ttl = f.count('ttlSeconds');
     const created = await ca.createJoinToken(identityOf(params), ttl !== undefined ? { ttlMs: ttl * 1000 } : {});
-    return { ...created, identityEndpoint: options.identityEndpoint, controlPlaneCaPem: options.controlPlaneCaPem };
+    return { ...created, identityEndpoint: options.identityEndpoint(), controlPlaneCaPem: options.controlPlaneCaPem };
   });
   route('GET', '/join-tokens', async ({ query }) => ({ joinTokens: await ca.listJoinTokens(query.mesh) }));
   route('DELETE', '/join-tokens/:id', async ({ params }) => ({ deleted: await ca.deleteJoinToken(params.id!) }));
