@@ -284,6 +284,7 @@ export class ProxyRuntime {
       cluster: (name): ClusterHandle | undefined => this.#clusters.get(name)?.http,
       stats,
       codec: filter.codec,
+      upgrades: filter.upgrades,
       ...(accessLog ? { accessLog } : {}),
       now: this.#o.now ?? Date.now,
     };

@@ -143,6 +143,8 @@ export function httpConnectionManager(stat: string, routeConfigName: string, log
     codecType: 'AUTO',
     rds: { routeConfigName, configSource: adsSource() },
     httpFilters: [{ name: 'envoy.filters.http.router', typedConfig: { '@type': T.router } }],
+    // App Mesh's Envoys pass WebSocket upgrades through (released in 2020: aws-app-mesh-roadmap#119, #253).
+    upgradeConfigs: [{ upgradeType: 'websocket' }],
   };
   const logs = accessLogs(log);
   if (logs.length > 0) hcm.accessLog = logs;

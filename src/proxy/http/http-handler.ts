@@ -15,6 +15,8 @@ export interface HttpHandlerDeps {
   readonly now: () => number;
   /** The HTTP/1 connection manager's timeouts (http1-session.ts defaults when absent). */
   readonly timeouts?: Http1Timeouts;
+  /** upgrade_configs (lower-case types): see Http1Context.upgrades. */
+  readonly upgrades?: readonly string[];
 }
 
 const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
@@ -28,7 +30,7 @@ function looksHttp2(first: Buffer): boolean | undefined {
 export function handleHttp(conn: DownstreamConnection, deps: HttpHandlerDeps): void {
   const ctx = {
     routes: deps.routes, cluster: deps.cluster, stats: deps.stats, scheme: conn.tls ? 'https' as const : 'http' as const,
-    remoteAddress: conn.remoteAddress, accessLog: deps.accessLog, now: deps.now, timeouts: deps.timeouts,
+    remoteAddress: conn.remoteAddress, accessLog: deps.accessLog, now: deps.now, timeouts: deps.timeouts, upgrades: deps.upgrades,
   };
   const alpn = (conn.socket as { alpnProtocol?: string | false }).alpnProtocol;
   if (deps.codec === 'HTTP2' || alpn === 'h2' || (conn.inspection?.kind === 'http' && conn.inspection.protocol === 'h2c')) {

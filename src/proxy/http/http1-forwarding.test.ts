@@ -1,6 +1,7 @@
 // What an HTTP/1.1 request and its response look like on the far side of the proxy: heads that need no rewriting
 // go out byte for byte (names' case, order, spacing) with only X-Forwarded-Proto added to requests; hop-by-hop
 // fields, a client's own X-Forwarded-Proto, path and host rewrites and HTTP/1.0 still get the head rewritten.
+// WebSocket upgrades (the connection manager's upgrade_configs) become a tunnel after the upstream's 101.
 // Real sockets: a raw net client → Http1Session → a real ClusterRuntime → a raw net upstream that records the
 // bytes it receives and answers with scripted bytes.
 import assert from 'node:assert/strict';
@@ -38,12 +39,23 @@ const TABLE: RouteTable = compileRouteConfiguration({
 before(async () => {
   upstream = createServer((s) => {
     let buf = '';
+    let tunnel = false;
     s.on('data', (c: Buffer) => {
+      // After a 101 the upstream echoes what it gets, upper-cased: proof that bytes went through it.
+      if (tunnel) return void s.write(c.toString('latin1').toUpperCase());
       buf += c.toString('latin1');
-      for (let end = buf.indexOf('\r\n\r\n'); end >= 0; end = buf.indexOf('\r\n\r\n')) {
-        received.push(buf.slice(0, end + 4));
+      for (let end = buf.indexOf('\r\n\r\n'); end >= 0 && !tunnel; end = buf.indexOf('\r\n\r\n')) {
+        const head = buf.slice(0, end + 4);
+        received.push(head);
         buf = buf.slice(end + 4);
-        s.write(answer);
+        if (/^upgrade: websocket\r$/im.test(head)) {
+          tunnel = true;
+          s.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\nhello');
+          if (buf) s.write(buf.toUpperCase());
+          buf = '';
+        } else {
+          s.write(answer);
+        }
       }
     });
   });
@@ -56,7 +68,7 @@ before(async () => {
   proxy = createServer({ noDelay: true }, (socket) => {
     new Http1Session(socket, {
       routes: () => TABLE, cluster: (name) => (name === 'app' ? cluster.http : undefined), stats: s, scheme: 'http',
-      remoteAddress: '127.0.0.1', now: Date.now, timeouts: {},
+      remoteAddress: '127.0.0.1', now: Date.now, timeouts: {}, upgrades: ['websocket'],
     });
   });
   await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', () => r()));
@@ -127,4 +139,36 @@ test('a response head goes out as received unless it has hop-by-hop fields or th
   answer = 'HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok';
   const closing = await exchange('GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n');
   assert.match(closing, /^connection: close\r$/im);
+});
+
+test('a WebSocket upgrade goes upstream with its Upgrade header; after the 101 the connection is a tunnel both ways', async () => {
+  const before = received.length;
+  const upgrades = stats.value('http.fwd.downstream_cx_upgrades_total') ?? 0;
+  const socket: Socket = netConnect({ host: '127.0.0.1', port: (proxy.address() as AddressInfo).port });
+  let got = '';
+  socket.on('data', (c: Buffer) => { got += c.toString('latin1'); });
+  socket.on('error', () => {});
+  const closed = new Promise<void>((r) => socket.once('close', () => r()));
+  socket.write('GET /chat HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n');
+  await eventually(() => got.includes('hello'), 'the 101 and the first tunnelled bytes', 10_000);
+  const [head] = got.split('\r\n\r\n');
+  assert.match(head!, /^HTTP\/1\.1 101 Switching Protocols\r\n/);
+  assert.match(head!, /^upgrade: websocket$/im);
+  assert.match(head!, /^connection: upgrade$/im);
+  const sent = received[before]!;
+  assert.match(sent, /^Upgrade: websocket\r$/m);
+  assert.match(sent, /^connection: upgrade\r$/im);
+  assert.match(sent, /^Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r$/m);
+  assert.equal(stats.value('http.fwd.downstream_cx_upgrades_active'), 1);
+  socket.write('ping through the tunnel');
+  await eventually(() => got.endsWith('PING THROUGH THE TUNNEL'), 'the echo from the other side', 10_000);
+  socket.end();
+  await closed;
+  assert.equal(stats.value('http.fwd.downstream_cx_upgrades_total'), upgrades + 1);
+  await eventually(() => stats.value('http.fwd.downstream_cx_upgrades_active') === 0, 'the tunnel counted closed');
+});
+
+test('an upgrade the connection manager does not accept is forwarded as a plain request, its Upgrade dropped', async () => {
+  const out = await forwarded('GET / HTTP/1.1\r\nHost: a\r\nUpgrade: h2c\r\nConnection: Upgrade, HTTP2-Settings\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n');
+  assert.doesNotMatch(out, /upgrade|http2-settings|connection/i);
 });

@@ -38,7 +38,7 @@
 //   peer that neither closes nor reads what is left is destroyed after that long without write progress
 //   (`downstream_cx_delayed_close_timeout`); bytes it keeps sending meanwhile are read and dropped.
 import type { Duplex } from 'node:stream';
-import type { Counter, StatsScope } from '../admin/stats.ts';
+import type { Counter, Gauge, StatsScope } from '../admin/stats.ts';
 import { BodyFramer, CONTINUE_100, DEFAULT_HEAD_LIMITS, HttpParseError, localReply, parseRequestHead, parseResponseHead, serializeRequestHead, serializeResponseHead, type RequestHead, type ResponseHead } from '../http1/index.ts';
 import type { RetryPolicy, RouteTable } from '../routing/compile.ts';
 import { selectRoute, type RouteSelection } from '../routing/select.ts';
@@ -64,6 +64,9 @@ export interface HttpManagerStats {
   readonly rqIdleTimeout: Counter;
   readonly cxIdleTimeout: Counter;
   readonly cxDelayedCloseTimeout: Counter;
+  /** Connections upgraded (WebSocket): in all, and open now. */
+  readonly cxUpgradesTotal: Counter;
+  readonly cxUpgradesActive: Gauge;
 }
 
 /** `http.<stat_prefix>.` */
@@ -81,6 +84,8 @@ export function httpManagerStats(scope: StatsScope): HttpManagerStats {
     rqIdleTimeout: scope.counter('downstream_rq_idle_timeout'),
     cxIdleTimeout: scope.counter('downstream_cx_idle_timeout'),
     cxDelayedCloseTimeout: scope.counter('downstream_cx_delayed_close_timeout'),
+    cxUpgradesTotal: scope.counter('downstream_cx_upgrades_total'),
+    cxUpgradesActive: scope.gauge('downstream_cx_upgrades_active'),
   };
 }
 
@@ -133,6 +138,12 @@ export interface Http1Context {
   readonly now: () => number;
   readonly random?: () => number;
   readonly timeouts?: Http1Timeouts | undefined;
+  /**
+   * Upgrade types the connection manager accepts (upgrade_configs; lower case, e.g. 'websocket'): such a request
+   * goes upstream with its Upgrade header, and a 101 turns the connection into a tunnel. Other upgrade requests
+   * are forwarded as plain requests, their Upgrade header dropped.
+   */
+  readonly upgrades?: readonly string[] | undefined;
 }
 
 // What the connection is doing, for its timers: each timer acts only in its own phase.
@@ -140,6 +151,7 @@ const IDLE = 0; // no request in progress, no byte of the next one: idle timeout
 const HEAD = 1; // part of a request head received: request headers timeout
 const EXCHANGE = 2; // a request in progress: stream idle timeout
 const CLOSED = 3; // closed by the proxy (delayed close) or by the peer
+const TUNNEL = 4; // upgraded (101): bytes relayed both ways until either side ends
 
 /** `x-forwarded-proto: <scheme>` and the blank line ending a head. */
 const FORWARDED_PROTO_LINE = {
@@ -227,6 +239,8 @@ class Exchange {
   flags = '';
   /** The head's bytes as received, when it can go out as they are plus the proxy's X-Forwarded-Proto. */
   readonly rawHead: Buffer | undefined;
+  /** An upgrade the connection manager accepts (the request keeps its Upgrade header; a 101 opens a tunnel). */
+  upgrade = false;
 
   constructor(head: RequestHead, started: number, rawHead: Buffer | undefined) {
     this.head = head;
@@ -300,6 +314,10 @@ export class Http1Session {
   #onDownstream(chunk: Buffer): void {
     if (this.#closed) return; // closing: what the client still sends is dropped
     const ex = this.#current;
+    if (this.#phase === TUNNEL) {
+      this.#relayUp(ex!, chunk);
+      return;
+    }
     if (ex && !ex.requestComplete && this.#buf === undefined) {
       // The fast path: body bytes of the request being forwarded.
       if (this.#streamMs > 0) this.#streamTimer!.refresh();
@@ -334,12 +352,17 @@ export class Http1Session {
   }
 
   #onDownstreamEnd(): void {
-    // Half-close from the client: finish the exchange in flight, then close.
+    // Half-close from the client: finish the exchange in flight, then close; in a tunnel, pass it on.
     this.#downEnded = true;
+    if (this.#phase === TUNNEL) {
+      this.#current?.upstream?.socket.end();
+      return;
+    }
     if (!this.#current) this.#close();
   }
 
   #onDownstreamClose(): void {
+    if (this.#phase === TUNNEL) this.#ctx.stats.cxUpgradesActive.dec();
     this.#closed = true;
     this.#phase = CLOSED;
     this.#buf = undefined;
@@ -526,6 +549,7 @@ export class Http1Session {
     ctx.stats.rqTotal.inc();
     ctx.stats.rqHttp1Total.inc();
     const ex = new Exchange(head, ctx.now(), raw);
+    if (head.upgrade !== undefined && ctx.upgrades !== undefined) ex.upgrade = ctx.upgrades.includes(head.upgrade.trim().toLowerCase());
     this.#current = ex;
     this.#phase = EXCHANGE;
     if (head.expectContinue) this.#down.write(CONTINUE_100);
@@ -651,7 +675,9 @@ export class Http1Session {
     if (hostRewrite !== undefined) set.push('host', hostRewrite);
     if (sel.pathRewritten) set.push('x-envoy-original-path', ex.head.path);
     // 100-continue was answered here (Envoy's default), so the upstream is not asked again.
-    return [serializeRequestHead(ex.head, { target: sel.path, set, ...(ex.head.expectContinue ? { remove: ['expect'] } : {}) })];
+    return [serializeRequestHead(ex.head, {
+      target: sel.path, set, ...(ex.head.expectContinue ? { remove: ['expect'] } : {}), ...(ex.upgrade ? { connection: 'upgrade' as const } : {}),
+    })];
   }
 
   #send(ex: Exchange, conn: UpstreamConnection): void {
@@ -702,6 +728,16 @@ export class Http1Session {
         if (rest.length > 0) this.#onUpstream(ex, conn, rest);
         return;
       }
+      if (resp.status === 101) {
+        if (ex.upgrade && resp.upgrade !== undefined) {
+          this.#tunnel(ex, conn, resp, buf.subarray(parsed.end));
+          return;
+        }
+        // Switching protocols nobody asked for (or without saying to what): the connection is no longer HTTP.
+        this.#abandonUpstream(ex, conn);
+        this.#fail(ex, 503, 'upstream sent an invalid response', 'UPE');
+        return;
+      }
       const policy = ex.selection!.route.action.retryPolicy;
       if (policy && retriableStatus(policy, resp.status) && this.#canRetry(ex, policy)) {
         ex.cluster!.outcome(conn.host, resp.status);
@@ -728,6 +764,80 @@ export class Http1Session {
       return;
     }
     this.#forwardResponseBody(ex, conn, chunk);
+  }
+
+  /**
+   * The upstream accepted the upgrade (101): the response goes down with its Upgrade and `Connection: upgrade`,
+   * then the two connections relay bytes both ways (with back-pressure) until one ends; the upstream connection is
+   * never pooled again. Timeouts stop: a WebSocket may stay quiet for long (Envoy's upgraded streams keep only
+   * the idle timeouts their routes set; the routes keymesh emits set none).
+   */
+  #tunnel(ex: Exchange, conn: UpstreamConnection, resp: ResponseHead, rest: Buffer): void {
+    const ctx = this.#ctx;
+    const down = this.#down;
+    const up = conn.socket;
+    ex.response = resp;
+    ex.answered = true;
+    clearTimeout(ex.timer);
+    clearTimeout(this.#streamTimer);
+    clearTimeout(this.#idleTimer);
+    clearTimeout(this.#headTimer);
+    this.#streamTimer = this.#idleTimer = this.#headTimer = undefined;
+    this.#streamMs = 0;
+    this.#phase = TUNNEL;
+    ex.cluster!.outcome(conn.host, 101);
+    ex.cluster!.stats.status(101);
+    ctx.stats.statusClass[0]?.inc();
+    ctx.stats.cxUpgradesTotal.inc();
+    ctx.stats.cxUpgradesActive.inc();
+    const head = serializeResponseHead(resp, { connection: 'upgrade' });
+    ex.responseBytes = rest.length;
+    down.write(rest.length > 0 ? Buffer.concat([head, rest]) : head);
+    // What the client sent after its request (already buffered here) is the start of its side of the tunnel.
+    const early = this.#buf;
+    this.#buf = undefined;
+    this.#acc = undefined;
+    if (this.#pipelinePaused) {
+      this.#pipelinePaused = false;
+      down.resume();
+    }
+    if (early) this.#relayUp(ex, early);
+    const link = linkOf(up);
+    link.data = (chunk: Buffer) => {
+      ex.responseBytes += chunk.length;
+      if (!down.write(chunk)) {
+        up.pause();
+        down.once('drain', () => up.resume());
+      }
+    };
+    // The upstream ended or closed: so does the client's connection (the access log entry is the tunnel's).
+    let logged = false;
+    link.end = () => {
+      if (!logged) {
+        logged = true;
+        this.#log(ex, 101);
+      }
+      if (up.destroyed) down.destroy();
+      else down.end();
+    };
+    down.once('close', () => {
+      if (!logged) {
+        logged = true;
+        this.#log(ex, 101);
+      }
+      up.destroy();
+    });
+  }
+
+  /** Client bytes into the tunnel. */
+  #relayUp(ex: Exchange, chunk: Buffer): void {
+    const up = ex.upstream?.socket;
+    if (!up || up.destroyed) return;
+    ex.bodyBytes += chunk.length;
+    if (!up.write(chunk)) {
+      this.#down.pause();
+      up.once('drain', () => this.#down.resume());
+    }
   }
 
   /** Forwards the body bytes at buf[from..]; buf[0..from), if any, is a head that goes out with them. */

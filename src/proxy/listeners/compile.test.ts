@@ -30,6 +30,17 @@ test("every golden listener compiles; the seeds' TLS modes come out as chains", 
   assert.deepEqual(listenerNeeds(spec).routeConfigurations, ['rds_ingress_http_9080']);
 });
 
+test("the translation's WebSocket upgrade comes out as the HTTP filter's upgrade types; a disabled one does not", () => {
+  const base = goldens.find((g) => g.file === 'seed004-1-strict-tls-colorteller.json')!.config.listeners.find((l) => String(l.name).startsWith('lds_ingress'))!;
+  const http = (l: Record<string, unknown>) => compileListener(l).filterChains[0]!.filter;
+  const f = http(base);
+  assert.ok(f.kind === 'http' && f.upgrades.join() === 'websocket');
+  const off = structuredClone(base) as any;
+  off.filterChains[0].filters[0].typedConfig.upgradeConfigs = [{ upgradeType: 'WebSocket', enabled: { value: false } }];
+  const g = http(off);
+  assert.ok(g.kind === 'http' && g.upgrades.length === 0);
+});
+
 test('unsupported settings are refused with the field named', () => {
   const base = goldens.find((g) => g.file === 'seed004-1-strict-tls-colorteller.json')!.config.listeners.find((l) => String(l.name).startsWith('lds_ingress'))!;
   const cases: [(l: any) => void, RegExp][] = [
@@ -39,6 +50,8 @@ test('unsupported settings are refused with the field named', () => {
     [(l) => { l.filterChains[0].transportSocket.typedConfig.commonTlsContext.tlsParams.tlsMinimumProtocolVersion = 'TLSv1_0'; }, /TLSv1_0 is refused: keymesh requires TLS 1\.2 or newer/],
     [(l) => { l.filterChains[0].filterChainMatch = { transportProtocol: 'tls' }; }, /needs the tls_inspector listener filter/],
     [(l) => { l.filterChains = []; }, /at least one filter chain/],
+    [(l) => { l.filterChains[0].filters[0].typedConfig.upgradeConfigs = [{ upgradeType: 'websocket', filters: [] }]; }, /upgradeConfigs\[0\]\.filters: is not supported/],
+    [(l) => { l.filterChains[0].filters[0].typedConfig.upgradeConfigs = [{ upgradeType: 'CONNECT' }]; }, /upgradeConfigs\[0\]\.upgradeType: CONNECT is not supported/],
   ];
   for (const [mutate, message] of cases) {
     const l = structuredClone(base);

@@ -29,6 +29,8 @@ export interface HttpFilterSpec {
   readonly codec: 'AUTO' | 'HTTP1' | 'HTTP2';
   readonly routeConfigName: string;
   readonly accessLogs: readonly AccessLogSpec[];
+  /** upgrade_configs: the upgrade types (lower case) passed through, e.g. websocket. */
+  readonly upgrades: readonly string[];
 }
 
 export interface TcpFilterSpec {
@@ -154,7 +156,7 @@ function networkFilter(v: unknown, path: Path): HttpFilterSpec | TcpFilterSpec {
   const tp = path.at('typedConfig');
   if (name === 'envoy.filters.network.http_connection_manager') {
     const cfg = typed(f.typedConfig, tp, [HCM]);
-    for (const k of Object.keys(cfg)) if (!['@type', 'statPrefix', 'codecType', 'rds', 'httpFilters', 'accessLog'].includes(k)) tp.at(k).fail("is not supported by keymesh's proxy");
+    for (const k of Object.keys(cfg)) if (!['@type', 'statPrefix', 'codecType', 'rds', 'httpFilters', 'accessLog', 'upgradeConfigs'].includes(k)) tp.at(k).fail("is not supported by keymesh's proxy");
     const codec = cfg.codecType === undefined ? 'AUTO' : str(cfg.codecType, tp.at('codecType'));
     if (!['AUTO', 'HTTP1', 'HTTP2'].includes(codec)) tp.at('codecType').fail(`codec ${codec} is not supported`);
     const rds = obj(cfg.rds, tp.at('rds'));
@@ -170,6 +172,7 @@ function networkFilter(v: unknown, path: Path): HttpFilterSpec | TcpFilterSpec {
     return {
       kind: 'http', statPrefix: str(cfg.statPrefix, tp.at('statPrefix')), codec: codec as HttpFilterSpec['codec'],
       routeConfigName: str(rds.routeConfigName, tp.at('rds.routeConfigName')), accessLogs: accessLogs(cfg.accessLog, tp.at('accessLog')),
+      upgrades: upgradeTypes(cfg.upgradeConfigs, tp.at('upgradeConfigs')),
     };
   }
   if (name === 'envoy.filters.network.tcp_proxy') {
@@ -191,6 +194,21 @@ function networkFilter(v: unknown, path: Path): HttpFilterSpec | TcpFilterSpec {
     };
   }
   return path.at('name').fail(`network filter ${name} is not supported (only http_connection_manager and tcp_proxy)`);
+}
+
+/** HttpConnectionManager.upgrade_configs: the enabled upgrade types, lower case (Envoy compares them so). */
+function upgradeTypes(v: unknown, path: Path): string[] {
+  const types: string[] = [];
+  list(v, path).forEach((u, i) => {
+    const p = path.at(i);
+    const c = obj(u, p);
+    for (const k of Object.keys(c)) if (!['upgradeType', 'enabled'].includes(k)) p.at(k).fail("is not supported by keymesh's proxy");
+    const type = str(c.upgradeType, p.at('upgradeType')).toLowerCase();
+    if (type === 'connect') p.at('upgradeType').fail('CONNECT is not supported by keymesh\'s proxy');
+    const enabled = c.enabled === undefined ? true : obj(c.enabled, p.at('enabled')).value !== false;
+    if (enabled && !types.includes(type)) types.push(type);
+  });
+  return types;
 }
 
 function accessLogs(v: unknown, path: Path): AccessLogSpec[] {
