@@ -13,7 +13,6 @@ import { registerIdentityCommand } from './identity-command.ts';
 import { registerEndpointsCommand } from './endpoints-command.ts';
 import { registerProxiesCommand } from './proxies-command.ts';
 import { registerProxyCommands } from './proxy-command.ts';
-import { startServer } from './server-command.ts';
 
 /** The package's version: package.json sits two levels up from both src/cli and dist/cli. */
 const VERSION = (createRequire(import.meta.url)('../../package.json') as { version: string }).version;
@@ -49,6 +48,8 @@ Example:
   keymesh server --data-dir ./km --listen 127.0.0.1:7000
   aws appmesh create-mesh --mesh-name demo --endpoint-url http://127.0.0.1:7000`)
   .action(async (flags: ServerFlags) => {
+    // Loaded here, not up front: the control plane's modules are no business of the other commands (a sidecar).
+    const { startServer } = await import('./server-command.ts');
     const server = await startServer(buildServerConfig(flags));
     let closing = false;
     const stop = (signal: string) => {

@@ -7,14 +7,18 @@ import { existsSync } from 'node:fs';
 import { Argument, type Command } from 'commander';
 import { isKeymeshError } from '../../errors/index.ts';
 import { Report } from './report.ts';
-import { seed001 } from './seed001.ts';
-import { seed002 } from './seed002.ts';
-import { seed003 } from './seed003.ts';
-import { seed004 } from './seed004.ts';
-import { Stage, StepFailed, type Walkthrough } from './stage.ts';
+import type { Stage, Walkthrough } from './stage.ts';
 
-/** One module per walkthrough; the first is the default. */
-export const WALKTHROUGHS: readonly Walkthrough[] = [seed004, seed002, seed003, seed001];
+/**
+ * One module per walkthrough; the first is the default. Loaded when it runs: a walkthrough brings the control
+ * plane and the proxy with it, which no other command (`keymesh proxy` least of all) should pay for.
+ */
+export const WALKTHROUGHS: readonly { readonly name: string; readonly seed: string; readonly title: string; load(): Promise<Walkthrough> }[] = [
+  { name: 'file', seed: '004', title: 'mutual TLS with file-provided certificates', load: async () => (await import('./seed004.ts')).seed004 },
+  { name: 'acm', seed: '002', title: 'TLS with a managed certificate and trust by CA ARN (ACM)', load: async () => (await import('./seed002.ts')).seed002 },
+  { name: 'sds', seed: '003', title: 'mTLS with SPIFFE identities over SDS', load: async () => (await import('./seed003.ts')).seed003 },
+  { name: 'migrate', seed: '001', title: 'migrating from plaintext through PERMISSIVE to STRICT under load', load: async () => (await import('./seed001.ts')).seed001 },
+];
 
 interface DemoFlags {
   keep?: boolean;
@@ -41,7 +45,7 @@ Examples:
   keymesh demo migrate      # seed 001: plaintext -> PERMISSIVE -> STRICT under load, zero failed requests
   npm start                 # the same as keymesh demo`)
     .action(async (name: string, flags: DemoFlags) => {
-      const walkthrough = WALKTHROUGHS.find((w) => w.name === name) ?? WALKTHROUGHS[0]!;
+      const walkthrough = await (WALKTHROUGHS.find((w) => w.name === name) ?? WALKTHROUGHS[0]!).load();
       process.exitCode = await runDemo(walkthrough, { keep: flags.keep === true });
     });
 }
@@ -70,6 +74,7 @@ export async function runDemo(walkthrough: Walkthrough, o: { keep: boolean }): P
   };
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
+  const { Stage } = await import('./stage.ts');
   const stage = new Stage(report);
   started.stage = stage;
 
@@ -80,7 +85,7 @@ export async function runDemo(walkthrough: Walkthrough, o: { keep: boolean }): P
     if (stage.closing) return new Promise<number>(() => {}); // a signal is tearing everything down
     report.raw('');
     // Expected failures are told in one line; a bug (TypeError and the like) with its stack.
-    const expected = e instanceof StepFailed || isKeymeshError(e) || (e instanceof Error && e.constructor === Error);
+    const expected = e instanceof Error && e.name === 'StepFailed' || isKeymeshError(e) || (e instanceof Error && e.constructor === Error);
     const reason = e instanceof Error ? (expected ? e.message : (e.stack ?? e.message)) : String(e);
     process.stderr.write(`keymesh demo: ${reason}\n`);
     await stage.close();
@@ -94,7 +99,7 @@ export async function runDemo(walkthrough: Walkthrough, o: { keep: boolean }): P
   if (!o.keep) {
     await stage.close();
     report.line(`Cleaned up: stopped the proxies, the application and the control plane; removed ${stage.dir}.`);
-    const again = walkthrough === WALKTHROUGHS[0] ? '`keymesh demo --keep` (npm start -- --keep)' : `\`keymesh demo ${walkthrough.name} --keep\``;
+    const again = walkthrough.name === WALKTHROUGHS[0]!.name ? '`keymesh demo --keep` (npm start -- --keep)' : `\`keymesh demo ${walkthrough.name} --keep\``;
     const byHand = existsSync(`examples/seed${walkthrough.seed}/README.md`) ? `examples/seed${walkthrough.seed}/README.md` : 'examples/README.md';
     report.line(`Run ${again} to leave it running and poke it; ${byHand} replays it with the AWS CLI.`);
     return exit(0);
