@@ -159,6 +159,14 @@ const FORWARDED_PROTO_LINE = {
   https: Buffer.from('x-forwarded-proto: https\r\n\r\n', 'latin1'),
 } as const;
 
+/** Writes `chunk` to `to`; when `to` is full, `from` pauses until it drains (back-pressure, as pipe() does). */
+function forward(chunk: Buffer, to: Duplex, from: Duplex): void {
+  if (!to.write(chunk)) {
+    from.pause();
+    to.once('drain', () => from.resume());
+  }
+}
+
 function unrefTimer(fn: () => void, ms: number): NodeJS.Timeout {
   const t = setTimeout(fn, ms);
   t.unref();
@@ -605,10 +613,7 @@ export class Http1Session {
       }
       const up = ex.upstream;
       if (up && !ex.response) {
-        if (!up.socket.write(slice)) {
-          this.#down.pause();
-          up.socket.once('drain', () => this.#down.resume());
-        }
+        forward(slice, up.socket, this.#down);
       } else if (!up && ex.attempts <= 1) {
         ex.unsent.push(slice);
         ex.unsentBytes += n;
@@ -805,26 +810,22 @@ export class Http1Session {
     const link = linkOf(up);
     link.data = (chunk: Buffer) => {
       ex.responseBytes += chunk.length;
-      if (!down.write(chunk)) {
-        up.pause();
-        down.once('drain', () => up.resume());
-      }
+      forward(chunk, down, up);
     };
-    // The upstream ended or closed: so does the client's connection (the access log entry is the tunnel's).
+    // Whichever side ends first ends the tunnel; its one access log entry is written then.
     let logged = false;
+    const logOnce = () => {
+      if (logged) return;
+      logged = true;
+      this.#log(ex, 101);
+    };
     link.end = () => {
-      if (!logged) {
-        logged = true;
-        this.#log(ex, 101);
-      }
+      logOnce();
       if (up.destroyed) down.destroy();
       else down.end();
     };
     down.once('close', () => {
-      if (!logged) {
-        logged = true;
-        this.#log(ex, 101);
-      }
+      logOnce();
       up.destroy();
     });
   }
@@ -834,10 +835,7 @@ export class Http1Session {
     const up = ex.upstream?.socket;
     if (!up || up.destroyed) return;
     ex.bodyBytes += chunk.length;
-    if (!up.write(chunk)) {
-      this.#down.pause();
-      up.once('drain', () => this.#down.resume());
-    }
+    forward(chunk, up, this.#down);
   }
 
   /** Forwards the body bytes at buf[from..]; buf[0..from), if any, is a head that goes out with them. */
@@ -853,10 +851,7 @@ export class Http1Session {
     const end = from + n;
     if (end > 0) {
       ex.responseBytes += n;
-      if (!this.#down.write(end === buf.length ? buf : buf.subarray(0, end))) {
-        conn.socket.pause();
-        this.#down.once('drain', () => conn.socket.resume());
-      }
+      forward(end === buf.length ? buf : buf.subarray(0, end), this.#down, conn.socket);
     }
     if (ex.responseFramer!.done) {
       // Extra bytes after a complete response: the upstream is not speaking HTTP properly; do not reuse it.
