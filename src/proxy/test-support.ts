@@ -1,6 +1,7 @@
 // Small helpers shared by the proxy's tests (none of it runs in the proxy): free ports, bounded polling, and
 // the Envoy objects a test listener is built from.
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { createServer, type AddressInfo } from 'node:net';
 
 /** A port free on 127.0.0.1 right now (bound and released). */
@@ -39,3 +40,20 @@ export const TLS_INSPECTOR_FILTER = {
   name: 'envoy.filters.listener.tls_inspector',
   typedConfig: { '@type': 'type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector' },
 };
+
+/** A real client program (curl, openssl), asynchronously, `input` on its stdin: exit code and stdout+stderr; killed after 15 s. */
+export function runProgram(cmd: string, args: readonly string[], input = ''): Promise<{ code: number | null; out: string }> {
+  return new Promise((resolve) => {
+    const p = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    p.stdout.on('data', (d) => { out += String(d); });
+    p.stderr.on('data', (d) => { out += String(d); });
+    const t = setTimeout(() => p.kill('SIGKILL'), 15_000);
+    p.on('close', (code) => {
+      clearTimeout(t);
+      resolve({ code, out });
+    });
+    p.stdin.on('error', () => {});
+    p.stdin.end(input);
+  });
+}

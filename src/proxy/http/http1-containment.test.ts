@@ -6,7 +6,6 @@
 // upstream. Each case waits (bounded) for the connection to close and checks the `http.<prefix>.` counter that
 // says why. Timeouts are shortened through Http1Context.timeouts; nothing measures time.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import * as http from 'node:http';
 import { connect as netConnect, type AddressInfo, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -23,7 +22,7 @@ import {
   Http1Session, httpManagerStats, type AccessLogEntry, type Http1Timeouts,
 } from './http1-session.ts';
 import type { ClusterHandle, UpstreamConnection } from './upstream-api.ts';
-import { eventually, freePort, httpConnectionManagerFilter } from '../test-support.ts';
+import { eventually, freePort, httpConnectionManagerFilter, runProgram } from '../test-support.ts';
 
 /** How long this file's waits may take (these cases run against real timeouts on a busy machine). */
 const BOUND_MS = 10_000;
@@ -169,18 +168,16 @@ function dial(port: number, opts: { read?: boolean; halfOpen?: boolean } = {}): 
   });
 }
 
-function run(cmd: string, args: string[]): Promise<{ code: number | null; out: string }> {
-  return new Promise((resolve) => {
-    const p = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    p.stdout.on('data', (d) => { out += String(d); });
-    p.stderr.on('data', (d) => { out += String(d); });
-    const t = setTimeout(() => p.kill('SIGKILL'), 15_000);
-    p.on('close', (code) => {
-      clearTimeout(t);
-      resolve({ code, out });
-    });
-  });
+/** Sends one byte every 100 ms until the proxy closes the connection (bounded by `closed()`'s wait). */
+async function trickleUntilClosed(c: RawClient): Promise<void> {
+  const trickle = setInterval(() => {
+    if (!c.isClosed()) c.socket.write('b');
+  }, 100);
+  try {
+    await c.closed();
+  } finally {
+    clearInterval(trickle);
+  }
 }
 
 /** Sends `bytes` and expects a local reply of `status` with `connection: close`, then the connection closed. */
@@ -232,7 +229,7 @@ test('a head over 60 KiB that never ends is refused at 60 KiB, not buffered furt
 
 test('curl with a 61 KiB header gets 431', async () => {
   const p = await startProxy();
-  const r = await run('curl', ['-sS', '--max-time', '10', '-o', '/dev/null', '-w', '%{http_code}', '-H', `x-big: ${'b'.repeat(61 * 1024)}`, `http://127.0.0.1:${p.port}/`]);
+  const r = await runProgram('curl', ['-sS', '--max-time', '10', '-o', '/dev/null', '-w', '%{http_code}', '-H', `x-big: ${'b'.repeat(61 * 1024)}`, `http://127.0.0.1:${p.port}/`]);
   assert.equal(r.out.trim(), '431');
   assert.equal(p.http('downstream_rq_4xx'), 1);
   assert.equal(p.http('downstream_cx_protocol_error'), 1);
@@ -301,14 +298,7 @@ test('slowloris: a head trickled one byte at a time is cut at the request header
   const c = await dial(p.port);
   c.socket.write('GET / HTTP/1.1\r\nhost: a\r\nx-slow: ');
   // A byte every 100 ms: were the timer restarted by data, it would never fire and the wait below would fail.
-  const trickle = setInterval(() => {
-    if (!c.isClosed()) c.socket.write('b');
-  }, 100);
-  try {
-    await c.closed();
-  } finally {
-    clearInterval(trickle);
-  }
+  await trickleUntilClosed(c);
   assert.match(c.received(), /^HTTP\/1\.1 408 Request Timeout\r\n/);
   assert.match(c.received(), /request header timeout$/);
   assert.equal(p.http('downstream_rq_header_timeout'), 1);
@@ -323,14 +313,7 @@ test('slowloris on a keep-alive connection: the second request\'s head gets its 
   c.socket.write('GET / HTTP/1.1\r\nhost: a\r\n\r\n');
   await eventually(() => /\r\n\r\nok$/.test(c.received()), 'the first response', BOUND_MS);
   c.socket.write('GET / HTTP/1.1\r\nhost: a\r\nx-');
-  const trickle = setInterval(() => {
-    if (!c.isClosed()) c.socket.write('b');
-  }, 100);
-  try {
-    await c.closed();
-  } finally {
-    clearInterval(trickle);
-  }
+  await trickleUntilClosed(c);
   assert.match(c.received(), /HTTP\/1\.1 408 Request Timeout\r\n/);
   assert.equal(p.http('downstream_rq_header_timeout'), 1);
   assert.equal(p.http('downstream_rq_2xx'), 1);

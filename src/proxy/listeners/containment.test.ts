@@ -5,7 +5,6 @@
 // `listener.<address>_<port>.` counter says why. Timeouts are shortened through the listener's deps; nothing
 // measures time.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { connect as netConnect, type Socket } from 'node:net';
@@ -20,7 +19,7 @@ import { TlsProvider } from '../tls/provider.ts';
 import { compileListener } from './compile.ts';
 import { LISTENER_FILTERS_TIMEOUT_MS, RunningListener, TLS_HANDSHAKE_TIMEOUT_MS, type ChainHandler, type DownstreamConnection } from './listener.ts';
 import { MAX_INSPECT_BYTES } from './inspect.ts';
-import { TLS_INSPECTOR_FILTER, eventually, freePort, httpConnectionManagerFilter } from '../test-support.ts';
+import { TLS_INSPECTOR_FILTER, eventually, freePort, httpConnectionManagerFilter, runProgram } from '../test-support.ts';
 
 let pki: TestPki;
 const stats = new StatsStore();
@@ -150,22 +149,6 @@ function clientHello(servername = 'colorteller.mesh.local'): Promise<Buffer> {
   });
 }
 
-function run(cmd: string, args: string[], input = ''): Promise<{ code: number | null; out: string }> {
-  return new Promise((resolve) => {
-    const p = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
-    let out = '';
-    p.stdout.on('data', (d) => { out += String(d); });
-    p.stderr.on('data', (d) => { out += String(d); });
-    const t = setTimeout(() => p.kill('SIGKILL'), 15_000);
-    p.on('close', (code) => {
-      clearTimeout(t);
-      resolve({ code, out });
-    });
-    p.stdin.on('error', () => {});
-    p.stdin.end(input);
-  });
-}
-
 test('defaults: listener filters get Envoy\'s 15 s; a TLS handshake 10 s', () => {
   assert.equal(LISTENER_FILTERS_TIMEOUT_MS, 15_000);
   assert.equal(TLS_HANDSHAKE_TIMEOUT_MS, 10_000);
@@ -188,7 +171,7 @@ test('STRICT: random bytes fail the handshake: ssl.connection_error, connection 
 
 test('STRICT: a plaintext HTTP request (curl http://) fails the handshake: ssl.connection_error, connection closed', async () => {
   const l = await start('STRICT');
-  const r = await run('curl', ['-sS', '--max-time', '10', `http://127.0.0.1:${l.port}/`]);
+  const r = await runProgram('curl', ['-sS', '--max-time', '10', `http://127.0.0.1:${l.port}/`]);
   assert.notEqual(r.code, 0);
   assert.doesNotMatch(r.out, /timed out/i, 'the proxy closed the connection; curl did not wait for its own timeout');
   await eventually(() => l.stat('ssl.connection_error') === 1, 'ssl.connection_error counted');
@@ -198,7 +181,7 @@ test('STRICT: a plaintext HTTP request (curl http://) fails the handshake: ssl.c
 
 test('STRICT: openssl s_client offering only TLS 1.1 is refused: ssl.connection_error, connection closed', async () => {
   const l = await start('STRICT');
-  const r = await run('openssl', ['s_client', '-connect', `127.0.0.1:${l.port}`, '-tls1_1'], 'Q\n');
+  const r = await runProgram('openssl', ['s_client', '-connect', `127.0.0.1:${l.port}`, '-tls1_1'], 'Q\n');
   assert.match(r.out, /alert protocol version|Cipher is \(NONE\)|no protocols available/);
   await eventually(() => l.stat('ssl.connection_error') === 1, 'ssl.connection_error counted');
   await eventually(() => l.stat('downstream_cx_active') === 0, 'downstream_cx_active back to 0');
@@ -316,7 +299,7 @@ test('TLS-only listener with tls_inspector: plaintext garbage matches no filter 
 
 test('TLS-only listener: an HTTP request matches no filter chain either (curl http://)', async () => {
   const l = await start('TLS_ONLY');
-  const r = await run('curl', ['-sS', '--max-time', '10', `http://127.0.0.1:${l.port}/`]);
+  const r = await runProgram('curl', ['-sS', '--max-time', '10', `http://127.0.0.1:${l.port}/`]);
   assert.notEqual(r.code, 0);
   await eventually(() => l.stat('no_filter_chain_match') === 1, 'no_filter_chain_match counted');
 });
