@@ -27,14 +27,16 @@ async function instance(name: string) {
   return up;
 }
 
-test('an HTTP/2 cluster gets each request balanced over its hosts, not each connection', async () => {
-  const a = await instance('a');
-  const b = await instance('b');
+/**
+ * An h2c client session to a proxy whose every request goes to the HTTP/2 cluster `name` (a real ClusterRuntime,
+ * STATIC, its hosts on 127.0.0.1 at `ports`).
+ */
+async function clientThroughProxy(name: string, ports: readonly number[]): Promise<http2.ClientHttp2Session> {
   const tls = new TlsProvider(() => undefined);
   const cluster = new ClusterRuntime(compileCluster({
-    name: 'grpc', type: 'STATIC', connectTimeout: { seconds: '1' },
+    name, type: 'STATIC', connectTimeout: { seconds: '1' },
     loadAssignment: {
-      endpoints: [{ lbEndpoints: [a, b].map((u) => ({ endpoint: { address: { socketAddress: { address: '127.0.0.1', portValue: u.port } } } })) }],
+      endpoints: ports.length === 0 ? [] : [{ lbEndpoints: ports.map((port) => ({ endpoint: { address: { socketAddress: { address: '127.0.0.1', portValue: port } } } })) }],
     },
     typedExtensionProtocolOptions: {
       'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': {
@@ -47,12 +49,18 @@ test('an HTTP/2 cluster gets each request balanced over its hosts, not each conn
     cluster.close();
     tls.close();
   });
-  const proxy = await startProxy({ routes: routes(route('/', 'grpc')), clusters: { grpc: cluster.http } });
+  const proxy = await startProxy({ routes: routes(route('/', name)), clusters: { [name]: cluster.http } });
   cleanup.push(() => proxy.close());
-
   const client = http2.connect(`http://127.0.0.1:${proxy.port}`);
   client.on('error', () => {});
   cleanup.push(() => void client.close());
+  return client;
+}
+
+test('an HTTP/2 cluster gets each request balanced over its hosts, not each connection', async () => {
+  const a = await instance('a');
+  const b = await instance('b');
+  const client = await clientThroughProxy('grpc', [a.port, b.port]);
   const answers: string[] = [];
   // One after another on one client session: nothing but the balancing can spread them.
   for (let i = 0; i < 20; i++) {
@@ -67,4 +75,13 @@ test('an HTTP/2 cluster gets each request balanced over its hosts, not each conn
   // One session per host, kept for the next requests.
   assert.equal(a.connections, 1);
   assert.equal(b.connections, 1);
+});
+
+test('a request to an HTTP/2 cluster with no host is one 503 and one upstream_cx_none_healthy, however the pool asked', async () => {
+  const client = await clientThroughProxy('nobody', []);
+  // The first request finds the hosts unknown yet, the second finds them known and empty: one count each.
+  for (let i = 1; i <= 2; i++) {
+    assert.equal((await h2Request(client, { ':method': 'GET', ':path': '/' })).status, 503);
+    assert.equal(stats.value('cluster.nobody.upstream_cx_none_healthy'), i);
+  }
 });

@@ -62,7 +62,6 @@ export class TestCluster implements ClusterHandle {
       rqRetrySuccess: scope.counter('upstream_rq_retry_success'),
       rqTime: scope.histogram('upstream_rq_time'),
       rqPendingOverflow: scope.counter('upstream_rq_pending_overflow'),
-      noHealthyUpstream: scope.counter('upstream_cx_none_healthy'),
       status(code: number) {
         for (const key of [code, Math.floor(code / 100)]) {
           let c = status.get(key);

@@ -19,6 +19,8 @@ const stats = new StatsStore();
 const tls = new TlsProvider(() => undefined);
 let upstream: Server;
 let cluster: ClusterRuntime;
+/** A cluster without hosts. */
+let nobody: ClusterRuntime;
 let proxy: Server;
 /** Request heads the upstream received, in order. */
 const received: string[] = [];
@@ -31,6 +33,7 @@ const TABLE: RouteTable = compileRouteConfiguration({
     name: 'vh', domains: ['*'], routes: [
       { match: { prefix: '/old/' }, route: { cluster: 'app', prefixRewrite: '/new/' } },
       { match: { prefix: '/host/' }, route: { cluster: 'app', hostRewriteLiteral: 'rewritten.local' } },
+      { match: { prefix: '/nobody/' }, route: { cluster: 'nobody' } },
       { match: { prefix: '/' }, route: { cluster: 'app' } },
     ],
   }],
@@ -64,10 +67,11 @@ before(async () => {
     name: 'app', type: 'STATIC', connectTimeout: { seconds: '1' },
     loadAssignment: { endpoints: [{ lbEndpoints: [{ endpoint: { address: { socketAddress: { address: '127.0.0.1', portValue: (upstream.address() as AddressInfo).port } } } }] }] },
   }), { stats, tls, log: () => {} });
+  nobody = new ClusterRuntime(compileCluster({ name: 'nobody', type: 'STATIC', connectTimeout: { seconds: '1' }, loadAssignment: { endpoints: [] } }), { stats, tls, log: () => {} });
   const s = httpManagerStats(stats.scope('http.fwd'));
   proxy = createServer({ noDelay: true }, (socket) => {
     new Http1Session(socket, {
-      routes: () => TABLE, cluster: (name) => (name === 'app' ? cluster.http : undefined), stats: s, scheme: 'http',
+      routes: () => TABLE, cluster: (name) => (name === 'app' ? cluster.http : name === 'nobody' ? nobody.http : undefined), stats: s, scheme: 'http',
       remoteAddress: '127.0.0.1', now: Date.now, timeouts: {}, upgrades: ['websocket'],
     });
   });
@@ -76,6 +80,7 @@ before(async () => {
 
 after(async () => {
   cluster.close();
+  nobody.close();
   tls.close();
   await new Promise<void>((r) => proxy.close(() => r()));
   await new Promise<void>((r) => upstream.close(() => r()));
@@ -171,4 +176,13 @@ test('a WebSocket upgrade goes upstream with its Upgrade header; after the 101 t
 test('an upgrade the connection manager does not accept is forwarded as a plain request, its Upgrade dropped', async () => {
   const out = await forwarded('GET / HTTP/1.1\r\nHost: a\r\nUpgrade: h2c\r\nConnection: Upgrade, HTTP2-Settings\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n');
   assert.doesNotMatch(out, /upgrade|http2-settings|connection/i);
+});
+
+test('a cluster with no host: each request is one 503 and one upstream_cx_none_healthy', async () => {
+  // The first request finds the hosts unknown yet, the next ones find them known and empty (the fast path looks too).
+  for (let i = 1; i <= 3; i++) {
+    const r = await exchange('GET /nobody/x HTTP/1.1\r\nHost: a\r\n\r\n', (x) => x.endsWith('no healthy upstream'));
+    assert.match(r, /^HTTP\/1\.1 503 /);
+    assert.equal(stats.value('cluster.nobody.upstream_cx_none_healthy'), i);
+  }
 });

@@ -653,7 +653,7 @@ export class Http1Session {
       if (this.#current !== ex) return;
       const reason = e instanceof UpstreamConnectError ? e.reason : 'connect-failure';
       if (reason === 'no-healthy-upstream') {
-        cluster.stats.noHealthyUpstream.inc();
+        // upstream_cx_none_healthy: counted by the cluster's host set, where the pick found none.
         this.#fail(ex, 503, 'no healthy upstream', 'UH');
         return;
       }

@@ -33,7 +33,8 @@
 //   no_route, no_cluster, downstream_rq_timeout (as the HTTP/1 forwarder counts it), and — when the stats came
 //   from httpStatsWithHttp2 — downstream_rq_http2_total, downstream_cx_http2_total, downstream_rq_idle_timeout;
 //   cluster upstream_rq_total (each try), upstream_rq_<code>, upstream_rq_time, upstream_rq_timeout,
-//   upstream_rq_retry, upstream_rq_retry_success, upstream_rq_pending_overflow, upstream_cx_none_healthy.
+//   upstream_rq_retry, upstream_rq_retry_success, upstream_rq_pending_overflow (upstream_cx_none_healthy is counted
+//   by the cluster's host set, where a pick finds no host).
 // - One access log entry per stream, when the stream closes, with Envoy's response flags (DC when the client
 //   went away first).
 import * as http2 from 'node:http2';
@@ -459,7 +460,7 @@ class H2Exchange implements H2StreamEvents {
     const cluster = this.#cluster!;
     const reason = e instanceof UpstreamConnectError ? e.reason : 'connect-failure';
     if (reason === 'no-healthy-upstream') {
-      cluster.stats.noHealthyUpstream.inc();
+      // upstream_cx_none_healthy: counted by the cluster's host set, where the pick found none.
       this.#fail(503, 'no healthy upstream', 'UH');
       return;
     }

@@ -36,7 +36,6 @@ export interface ClusterRequestStats {
   readonly rqRetrySuccess: Counter;
   readonly rqTime: Histogram;
   readonly rqPendingOverflow: Counter;
-  readonly noHealthyUpstream: Counter;
   /** upstream_rq_<code> and upstream_rq_<n>xx. */
   status(code: number): void;
 }

@@ -40,7 +40,6 @@ class RequestStats implements ClusterRequestStats {
   readonly rqRetrySuccess: Counter;
   readonly rqTime: Histogram;
   readonly rqPendingOverflow: Counter;
-  readonly noHealthyUpstream: Counter;
   readonly #scope: StatsScope;
   readonly #byCode = new Map<number, Counter>();
   readonly #byClass: Counter[];
@@ -53,7 +52,6 @@ class RequestStats implements ClusterRequestStats {
     this.rqRetrySuccess = scope.counter('upstream_rq_retry_success');
     this.rqTime = scope.histogram('upstream_rq_time');
     this.rqPendingOverflow = scope.counter('upstream_rq_pending_overflow');
-    this.noHealthyUpstream = scope.counter('upstream_cx_none_healthy');
     this.#byClass = [1, 2, 3, 4, 5].map((n) => scope.counter(`upstream_rq_${n}xx`));
   }
 
@@ -116,7 +114,7 @@ export class ClusterRuntime implements TcpUpstream {
         return protocol() === 'http2';
       },
       connect: (options) => this.#connect(options?.alpn, options?.pooled ?? !options?.alpn, options?.host as Host | undefined),
-      pick: () => (this.#hostsReady && !this.#closed ? this.#upstream.hosts.pick() : undefined),
+      pick: () => (this.#hostsReady && !this.#closed ? this.#upstream.hosts.choose() : undefined),
       takeIdle: () => this.#takeIdle(),
       release: (conn, reusable) => this.#release(conn, reusable),
       outcome: (host, status) => this.#outcome(host, status),
@@ -222,7 +220,8 @@ export class ClusterRuntime implements TcpUpstream {
   /** The synchronous fast path: a pooled connection to the next host, if it has one idle. */
   #takeIdle(): UpstreamConnection | undefined {
     if (this.#closed || !this.#hostsReady) return undefined;
-    const host = this.#upstream.hosts.pick();
+    // Not the request's choice yet: without an idle connection it connects, and that pick() counts a miss.
+    const host = this.#upstream.hosts.choose();
     return host && this.#pooledTo(host);
   }
 

@@ -349,6 +349,15 @@ export class HostSet {
     return () => this.#healthListeners.delete(listener);
   }
 
+  /**
+   * pick() for a caller that falls back to pick() when this finds nothing it can use (the idle-connection fast
+   * path, an HTTP/2 pool choosing a session): upstream_cx_none_healthy is counted there, once per request. Never a
+   * host for ORIGINAL_DST, whose host is the request's.
+   */
+  choose(): Host | undefined {
+    return this.spec.type === 'ORIGINAL_DST' ? undefined : this.#choose();
+  }
+
   /** The host for the next request or connection; undefined when there is none (upstream_cx_none_healthy). */
   pick(context: PickContext = {}): Host | undefined {
     if (this.spec.type === 'ORIGINAL_DST') return this.#pickOriginalDst(context.originalDst);
