@@ -24,6 +24,7 @@
 // instance instead of staying on the first connection. Until the cluster knows its hosts (and when none is
 // healthy), ClusterHandle.connect() picks, and says why it cannot.
 import * as http2 from 'node:http2';
+import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import { CONNECTION_IDLE_TIMEOUT_MS, CONNECTION_WINDOW, MAX_HEADER_LIST_SIZE, NGHTTP2_CANCEL, NGHTTP2_INTERNAL_ERROR, NGHTTP2_NO_ERROR, NGHTTP2_REFUSED_STREAM, STREAM_WINDOW, isHeaderError, resetStream } from './h2-common.ts';
 import type { ClusterHandle, UpstreamConnection, UpstreamHost } from './upstream-api.ts';
@@ -82,9 +83,9 @@ export class PooledH2Session {
     this.#pool = pool;
     this.conn = conn;
     this.maxStreams = pool.peerMaxStreams;
-    this.tls = (conn.socket as Partial<TLSSocket>).encrypted === true;
+    this.tls = (conn.socket as unknown as Partial<TLSSocket>).encrypted === true;
     const session = http2.connect(authorityOf(conn.host, this.tls), {
-      settings: CLIENT_SETTINGS, peerMaxConcurrentStreams: pool.peerMaxStreams, maxSessionMemory: 64, createConnection: () => conn.socket,
+      settings: CLIENT_SETTINGS, peerMaxConcurrentStreams: pool.peerMaxStreams, maxSessionMemory: 64, createConnection: () => conn.socket as Duplex, // asked with an ALPN: a real socket (mux streams are HTTP/1.1 only)
     });
     this.session = session;
     session.on('error', noop);

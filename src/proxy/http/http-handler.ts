@@ -4,6 +4,8 @@ import type { DownstreamConnection } from '../listeners/listener.ts';
 import type { RouteTable } from '../routing/compile.ts';
 import { DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_REQUEST_HEADERS_TIMEOUT_MS, Http1Session, type AccessLogEntry, type Http1Timeouts, type HttpManagerStats } from './http1-session.ts';
 import { handleHttp2 } from './http2-session.ts';
+import { serveMux } from './http-mux.ts';
+import { MUX_ALPN } from '../mux/frames.ts';
 import type { ClusterHandle } from './upstream-api.ts';
 
 export interface HttpHandlerDeps {
@@ -33,6 +35,10 @@ export function handleHttp(conn: DownstreamConnection, deps: HttpHandlerDeps): v
     remoteAddress: conn.remoteAddress, accessLog: deps.accessLog, now: deps.now, timeouts: deps.timeouts, upgrades: deps.upgrades,
   };
   const alpn = (conn.socket as { alpnProtocol?: string | false }).alpnProtocol;
+  if (alpn === MUX_ALPN) {
+    serveMux(conn, ctx);
+    return;
+  }
   if (deps.codec === 'HTTP2' || alpn === 'h2' || (conn.inspection?.kind === 'http' && conn.inspection.protocol === 'h2c')) {
     handleHttp2(conn, ctx);
     return;

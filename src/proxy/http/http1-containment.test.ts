@@ -116,7 +116,7 @@ async function startProxy(timeouts: Http1Timeouts = {}): Promise<Proxy> {
     name: cluster.http.name, stats: cluster.http.stats, http2: false,
     connect: async (o) => {
       const c: UpstreamConnection = await cluster.http.connect(o);
-      ups.push(c.socket);
+      ups.push(c.socket as Duplex); // a plaintext cluster: a net.Socket
       return c;
     },
     release: (c, reusable) => cluster.http.release(c, reusable),

@@ -37,7 +37,7 @@
 // - Delayed close, `delayedCloseMs` (Envoy's delayed_close_timeout, 1 s): once the proxy closed its side, a
 //   peer that neither closes nor reads what is left is destroyed after that long without write progress
 //   (`downstream_cx_delayed_close_timeout`); bytes it keeps sending meanwhile are read and dropped.
-import type { Duplex } from 'node:stream';
+import type { ByteStream } from './byte-stream.ts';
 import type { Counter, Gauge, StatsScope } from '../admin/stats.ts';
 import { BodyFramer, CONTINUE_100, DEFAULT_HEAD_LIMITS, HttpParseError, localReply, parseRequestHead, parseResponseHead, serializeRequestHead, serializeResponseHead, type RequestHead, type ResponseHead } from '../http1/index.ts';
 import type { RetryPolicy, RouteTable } from '../routing/compile.ts';
@@ -67,6 +67,9 @@ export interface HttpManagerStats {
   /** Connections upgraded (WebSocket): in all, and open now. */
   readonly cxUpgradesTotal: Counter;
   readonly cxUpgradesActive: Gauge;
+  /** Multiplexed connections from keymesh proxies (mux/session.ts): in all, and open now. */
+  readonly cxMuxTotal: Counter;
+  readonly cxMuxActive: Gauge;
 }
 
 /** `http.<stat_prefix>.` */
@@ -86,6 +89,8 @@ export function httpManagerStats(scope: StatsScope): HttpManagerStats {
     cxDelayedCloseTimeout: scope.counter('downstream_cx_delayed_close_timeout'),
     cxUpgradesTotal: scope.counter('downstream_cx_upgrades_total'),
     cxUpgradesActive: scope.gauge('downstream_cx_upgrades_active'),
+    cxMuxTotal: scope.counter('keymesh.downstream_cx_mux_total'),
+    cxMuxActive: scope.gauge('keymesh.downstream_cx_mux_active'),
   };
 }
 
@@ -160,7 +165,7 @@ const FORWARDED_PROTO_LINE = {
 } as const;
 
 /** Writes `chunk` to `to`; when `to` is full, `from` pauses until it drains (back-pressure, as pipe() does). */
-function forward(chunk: Buffer, to: Duplex, from: Duplex): void {
+function forward(chunk: Buffer, to: ByteStream, from: ByteStream): void {
   if (!to.write(chunk)) {
     from.pause();
     to.once('drain', () => from.resume());
@@ -196,13 +201,13 @@ interface UpstreamLink {
   end: (() => void) | undefined;
 }
 
-const links = new WeakMap<Duplex, UpstreamLink>();
+const links = new WeakMap<ByteStream, UpstreamLink>();
 
 /**
  * The link of an upstream socket, with its listeners bound once for the connection's life (a pooled
  * connection serves many exchanges; adding and removing listeners per request showed in profiles).
  */
-function linkOf(sock: Duplex): UpstreamLink {
+function linkOf(sock: ByteStream): UpstreamLink {
   let link = links.get(sock);
   if (!link) {
     const l: UpstreamLink = { data: undefined, end: undefined };
@@ -263,7 +268,7 @@ class Exchange {
 }
 
 export class Http1Session {
-  readonly #down: Duplex;
+  readonly #down: ByteStream;
   readonly #ctx: Http1Context;
   #buf: Buffer | undefined;
   /** Where a head trickling in is collected: #buf is a view of its start while it grows (see #append). */
@@ -293,7 +298,7 @@ export class Http1Session {
   #closeTimer: NodeJS.Timeout | undefined;
   #closeWritable = 0;
 
-  constructor(down: Duplex, ctx: Http1Context, initial?: Buffer) {
+  constructor(down: ByteStream, ctx: Http1Context, initial?: Buffer) {
     this.#down = down;
     this.#ctx = ctx;
     const t = ctx.timeouts;

@@ -1,7 +1,7 @@
 // What the HTTP forwarding code needs of a cluster: a connection to one of its hosts (pooled or new, plain or
 // TLS), given back when the exchange is over, and the outcome of each request (for outlier detection and
 // stats). The cluster runtime (cluster-runtime.ts) implements it over the host set and connection pools.
-import type { Duplex } from 'node:stream';
+import type { ByteStream } from './byte-stream.ts';
 import type { Counter, Histogram } from '../admin/stats.ts';
 
 export interface UpstreamHost {
@@ -12,7 +12,7 @@ export interface UpstreamHost {
 }
 
 export interface UpstreamConnection {
-  readonly socket: Duplex;
+  readonly socket: ByteStream;
   readonly host: UpstreamHost;
   /** Taken from the pool (it may have been closed by the server meanwhile: a reset before the response is retried). */
   readonly reused: boolean;

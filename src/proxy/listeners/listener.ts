@@ -34,6 +34,7 @@ import type { FilterChainSpec, ListenerSpec } from './compile.ts';
 import { inspect, MAX_INSPECT_BYTES, type Inspection } from './inspect.ts';
 import { withReplay } from './replay.ts';
 import { needsInspection, selectChain } from './select-chain.ts';
+import { selectHttpAlpn, type HttpCodec } from '../mux/alpn.ts';
 
 /** Envoy's default listener_filters_timeout. */
 export const LISTENER_FILTERS_TIMEOUT_MS = 15_000;
@@ -361,7 +362,10 @@ export class RunningListener {
       // From the start of the handshake to its end, however the bytes trickle in (node's timer is not reset by
       // handshake traffic); it ends as a tlsClientError ERR_TLS_HANDSHAKE_TIMEOUT.
       handshakeTimeout: this.#deps.tlsHandshakeTimeoutMs ?? TLS_HANDSHAKE_TIMEOUT_MS,
-      ...(spec.alpn.length > 0 ? { ALPNProtocols: [...spec.alpn] } : {}),
+      // An HTTP connection manager also selects keymesh's multiplexed hop when a keymesh proxy offers it.
+      ...(chain.filter.kind === 'http'
+        ? { ALPNCallback: httpAlpn(spec.alpn, chain.filter.codec) }
+        : spec.alpn.length > 0 ? { ALPNProtocols: [...spec.alpn] } : {}),
     });
     server.on('tlsClientError', (e: Error & { code?: string }, tlsSocket: TLSSocket) => {
       if (e.code === 'ERR_TLS_HANDSHAKE_TIMEOUT') {
@@ -400,6 +404,10 @@ export class RunningListener {
     });
     return server;
   }
+}
+
+function httpAlpn(configured: readonly string[], codec: HttpCodec): (arg: { protocols: string[] }) => string | undefined {
+  return ({ protocols }) => selectHttpAlpn(protocols, configured, codec);
 }
 
 type Handshaken = (s: TLSSocket, tls: NonNullable<DownstreamConnection['tls']>) => void;

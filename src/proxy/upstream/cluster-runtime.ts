@@ -6,6 +6,10 @@ import { connect as netConnect, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Counter, Histogram, StatsScope, StatsStore } from '../admin/stats.ts';
 import { clusterStatPrefix } from '../admin/stats.ts';
+import type { ByteStream } from '../http/byte-stream.ts';
+import { MUX_ALPN } from '../mux/frames.ts';
+import { MuxSession } from '../mux/session.ts';
+import { MuxStream } from '../mux/stream.ts';
 import { UpstreamConnectError, type ClusterHandle, type ClusterRequestStats, type UpstreamConnection, type UpstreamHost } from '../http/upstream-api.ts';
 import type { TcpUpstream } from '../tcp/tcp-proxy.ts';
 import { Path } from '../resources/values.ts';
@@ -17,10 +21,15 @@ import type { ClusterSpec, Endpoint } from './compile.ts';
 import type { Host } from './hosts.ts';
 import type { StatsSink } from './stats.ts';
 
+/** Envoy's upstream idle_timeout default (common_http_protocol_options): a mux connection without streams that long closes. */
+const DEFAULT_MUX_IDLE_MS = 3_600_000;
+
 export interface ClusterRuntimeDeps {
   readonly stats: StatsStore;
   readonly tls: TlsProvider;
   readonly log: (level: 'info' | 'warn' | 'error', message: string, fields?: Record<string, unknown>) => void;
+  /** Offer keymesh's multiplexed hop (mux/session.ts) on pooled HTTP/1.1 TLS connections (default: yes). */
+  readonly mux?: boolean;
 }
 
 /** Names the upstream modules report that are gauges (they move both ways); every other name is a counter. */
@@ -67,11 +76,14 @@ class RequestStats implements ClusterRequestStats {
 }
 
 interface Pooled {
-  readonly socket: Duplex;
+  readonly socket: ByteStream;
   readonly host: Host;
   /** When it went idle, for the idle timeout (checked when taken and by a sweep, not by a timer each). */
   readonly since: number;
 }
+
+/** Requests each upstream HTTP/1.1 connection has served, for max_requests_per_connection (#release). */
+const SERVED = new WeakMap<ByteStream, number>();
 
 export class ClusterRuntime implements TcpUpstream {
   spec: ClusterSpec;
@@ -84,10 +96,17 @@ export class ClusterRuntime implements TcpUpstream {
   #sessions = new SessionCache();
   readonly #idle = new Map<Host, Pooled[]>();
   /** Sockets in the pool now: a pooled socket that talks or closes is dropped by its permanent listeners. */
-  readonly #idleSockets = new Set<Duplex>();
+  readonly #idleSockets = new Set<ByteStream>();
+  /** Per host, the multiplexed mTLS connection to a keymesh proxy (mux/session.ts) its streams are opened on. */
+  readonly #mux = new Map<Host, MuxSession>();
+  /** Per host, the first dial that may bring such a connection: requests meanwhile wait for it, not dial too. */
+  readonly #muxDialing = new Map<Host, Promise<void>>();
+  /** Hosts whose TLS did not select the mux protocol (a stock Envoy, a TLS application): plain connections. */
+  readonly #noMux = new WeakSet<Host>();
+  readonly #muxCx: { total: Counter; active: ReturnType<StatsScope['gauge']> };
   #hostsReady = false;
   #sweep: NodeJS.Timeout | undefined;
-  readonly #live = new Set<Duplex>();
+  readonly #live = new Set<ByteStream>();
   readonly #rq: RequestStats;
   readonly #cx: { total: Counter; active: ReturnType<StatsScope['gauge']>; connectFail: Counter; connectTimeout: Counter; destroy: Counter; overflow: Counter; reused: Counter };
   #endpoints: readonly Endpoint[] | undefined;
@@ -104,6 +123,7 @@ export class ClusterRuntime implements TcpUpstream {
       connectTimeout: s.counter('upstream_cx_connect_timeout'), destroy: s.counter('upstream_cx_destroy'), overflow: s.counter('upstream_cx_overflow'),
       reused: s.counter('keymesh.upstream_cx_reused'),
     };
+    this.#muxCx = { total: s.counter('keymesh.upstream_cx_mux_total'), active: s.gauge('keymesh.upstream_cx_mux_active') };
     this.#tls = this.#compileTls(spec);
     this.#upstream = this.#makeUpstream(spec);
     const protocol = () => this.spec.http.protocol;
@@ -135,6 +155,7 @@ export class ClusterRuntime implements TcpUpstream {
     this.#sessions = new SessionCache();
     this.#upstream.stop();
     this.#drainIdle();
+    this.#retireMux();
     this.#hostsReady = false;
     this.#upstream = this.#makeUpstream(spec);
     if (this.#endpoints && spec.type === 'EDS') this.#upstream.hosts.setEndpoints(this.#endpoints);
@@ -144,13 +165,18 @@ export class ClusterRuntime implements TcpUpstream {
     this.#endpoints = endpoints;
     if (this.spec.type !== 'EDS') return;
     const { removed } = this.#upstream.hosts.setEndpoints(endpoints);
-    for (const host of removed) this.#dropIdle(host);
+    for (const host of removed) {
+      this.#dropIdle(host);
+      this.#mux.get(host)?.retire();
+      this.#mux.delete(host);
+    }
   }
 
   /** TCP proxy: a fresh connection (never pooled). */
   async connect(): Promise<{ socket: Duplex; host: string }> {
     const conn = await this.#connect(undefined, false);
-    return { socket: conn.socket, host: `${conn.host.address}:${conn.host.port}` };
+    // Not pooled, so never a mux stream: the socket dialed.
+    return { socket: conn.socket as Duplex, host: `${conn.host.address}:${conn.host.port}` };
   }
 
   /** Envoy's /clusters lines for this cluster. */
@@ -168,6 +194,8 @@ export class ClusterRuntime implements TcpUpstream {
     this.#upstream.stop();
     this.#drainIdle();
     for (const s of this.#live) s.destroy();
+    for (const m of this.#mux.values()) m.destroy();
+    this.#mux.clear();
     this.#scope.close();
   }
 
@@ -233,6 +261,10 @@ export class ClusterRuntime implements TcpUpstream {
       const p = idle.pop()!;
       this.#idleSockets.delete(p.socket);
       if (p.socket.destroyed || !p.socket.writable) continue;
+      if (p.socket instanceof MuxStream && !p.socket.poolable) {
+        p.socket.destroy();
+        continue;
+      }
       if (idleMs !== undefined && now - p.since >= idleMs) {
         p.socket.destroy();
         continue;
@@ -259,14 +291,16 @@ export class ClusterRuntime implements TcpUpstream {
       this.#cx.overflow.inc();
       throw new UpstreamConnectError('overflow', `cluster ${this.spec.name}: too many connections`);
     }
-    let socket: Duplex;
+    let socket: ByteStream | undefined;
     try {
-      const raw = await this.#tcp(host.address, host.port);
-      socket = this.#tls
-        ? await dialTls({ tls: this.#tls, provider: this.#deps.tls, counters: this.#tlsCounters!, sessions: this.#sessions, socket: raw, host: host.address, port: host.port, ...(alpn ? { alpn } : {}) }).catch((e: unknown) => {
-          throw new UpstreamConnectError('tls-failure', (e as Error).message);
-        })
-        : raw;
+      // Pooled HTTP/1.1 over TLS: a stream on the host's multiplexed connection when it has one (or is getting one).
+      const viaMux = pooled && alpn === undefined && this.#muxEligible(host);
+      if (viaMux) {
+        const dialing = this.#muxDialing.get(host);
+        if (dialing && !this.#mux.has(host)) await dialing;
+        socket = this.#openStream(host);
+      }
+      socket ??= await this.#dial(host, alpn, viaMux);
     } catch (e) {
       breaker.release('connections');
       this.#outcome(host, 'connect-failure');
@@ -296,12 +330,96 @@ export class ClusterRuntime implements TcpUpstream {
     return { socket, host, reused: false };
   }
 
+  /** Whether requests to this host may share a multiplexed connection (keymesh's proxies on both ends, TLS, HTTP/1.1). */
+  #muxEligible(host: Host): boolean {
+    return this.#deps.mux !== false && this.#tls !== undefined && this.spec.http.protocol !== 'http2' && this.spec.http.maxRequestsPerConnection === undefined && !this.#noMux.has(host);
+  }
+
+  #openStream(host: Host): MuxStream | undefined {
+    const session = this.#mux.get(host);
+    if (!session) return undefined;
+    if (!session.retired) {
+      const stream = session.open();
+      if (stream) return stream;
+    }
+    // Retired (GOAWAY, ids used up) or full: the next connection to the host may replace it.
+    if (session.retired) this.#mux.delete(host);
+    return undefined;
+  }
+
+  /**
+   * A new connection to the host: TCP, then TLS per the cluster. Offering the mux protocol, the first such dial to
+   * a host is the one the requests arriving meanwhile wait for; if the host selects it, the connection becomes the
+   * host's mux session and the dialer gets its first stream.
+   */
+  async #dial(host: Host, alpn: readonly string[] | undefined, offerMux: boolean): Promise<ByteStream> {
+    const tls = this.#tls;
+    let settle: (() => void) | undefined;
+    if (offerMux && !this.#muxDialing.has(host)) {
+      const dialing = new Promise<void>((resolve) => (settle = resolve));
+      this.#muxDialing.set(host, dialing);
+    }
+    try {
+      const raw = await this.#tcp(host.address, host.port);
+      if (!tls) return raw;
+      const offer = offerMux ? [MUX_ALPN, ...(tls.alpn.length > 0 ? tls.alpn : ['http/1.1'])] : alpn;
+      const socket = await dialTls({ tls, provider: this.#deps.tls, counters: this.#tlsCounters!, sessions: this.#sessions, socket: raw, host: host.address, port: host.port, ...(offer ? { alpn: offer } : {}) }).catch((e: unknown) => {
+        throw new UpstreamConnectError('tls-failure', (e as Error).message);
+      });
+      if (!offerMux) return socket;
+      if (socket.alpnProtocol !== MUX_ALPN) {
+        this.#noMux.add(host);
+        return socket;
+      }
+      return this.#startMux(host, socket).open()!;
+    } finally {
+      if (settle) {
+        this.#muxDialing.delete(host);
+        settle();
+      }
+    }
+  }
+
+  #startMux(host: Host, socket: Duplex): MuxSession {
+    this.#muxCx.total.inc();
+    this.#muxCx.active.inc();
+    const session = new MuxSession(socket, {
+      role: 'client',
+      allowHalfOpen: false,
+      idleTimeoutMs: this.spec.http.idleTimeoutMs ?? DEFAULT_MUX_IDLE_MS,
+      onClose: () => {
+        this.#muxCx.active.dec();
+        if (this.#mux.get(host) === session) this.#mux.delete(host);
+      },
+    });
+    // A second session to the same host (the first was full): the newer one takes the new streams.
+    this.#mux.set(host, session);
+    return session;
+  }
+
+  /** New TLS settings or the cluster going: sessions made under the old ones take no new stream. */
+  #retireMux(): void {
+    for (const session of this.#mux.values()) session.retire();
+    this.#mux.clear();
+  }
+
   #release(conn: UpstreamConnection, reusable: boolean): void {
     const host = conn.host as Host;
     const socket = conn.socket;
-    if (!reusable || this.#closed || socket.destroyed || !socket.writable || this.#upstream.hosts.hosts.indexOf(host) < 0) {
+    if (!reusable || this.#closed || socket.destroyed || !socket.writable || this.#upstream.hosts.hosts.indexOf(host) < 0 || (socket instanceof MuxStream && !socket.poolable)) {
       socket.destroy();
       return;
+    }
+    // Envoy's max_requests_per_connection: a connection that has served that many requests is closed, not pooled.
+    const max = this.spec.http.maxRequestsPerConnection;
+    if (max !== undefined) {
+      const served = (SERVED.get(socket) ?? 0) + 1;
+      if (served >= max) {
+        this.#scope.counter('upstream_cx_max_requests').inc();
+        socket.destroy();
+        return;
+      }
+      SERVED.set(socket, served);
     }
     let list = this.#idle.get(host);
     if (!list) this.#idle.set(host, (list = []));
