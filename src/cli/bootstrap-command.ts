@@ -7,7 +7,7 @@ import { envoyBootstrap } from '../envoy/bootstrap.ts';
 import { loadSvid } from '../identity/svid-state.ts';
 import { arnFor } from '../model/kinds.ts';
 import { chosenIdentity, identityOptions, type IdentityFlags } from './admin-options.ts';
-import { ipAddress, portNumber } from './option-values.ts';
+import { ipAddress, portNumber, uint32AtLeast } from './option-values.ts';
 
 interface Flags extends IdentityFlags {
   xds: string;
@@ -21,6 +21,8 @@ interface Flags extends IdentityFlags {
   ingressPort?: number;
   egressPort?: number;
   tcpEgressAddress?: string;
+  upstreamMaxRequestsPerConnection?: number;
+  upstreamTlsMaxSessionKeys?: number;
 }
 
 export function registerBootstrapCommand(program: Command): void {
@@ -38,6 +40,8 @@ export function registerBootstrapCommand(program: Command): void {
     .option('--ingress-port <port>', 'its ingress listener port (default 15000; on one machine each sidecar needs its own)', portNumber)
     .option('--egress-port <port>', 'its egress listener port (default 15001)', portNumber)
     .option('--tcp-egress-address <ip>', "without iptables: a listener on this address at each tcp backend's port, to that backend", ipAddress)
+    .option('--upstream-max-requests-per-connection <n>', "close an upstream connection after N requests (max_requests_per_connection on its clusters to other virtual nodes; 1: a new connection per request)", uint32AtLeast(1))
+    .option('--upstream-tls-max-session-keys <n>', "TLS sessions to keep for resumption on those clusters (max_session_keys, default 1; 0: every connection a full handshake)", uint32AtLeast(0))
     .addHelpText('after', `
 Example (seed 004's colorteller with a stock Envoy):
   keymesh identity run --endpoint https://127.0.0.1:7443 --control-plane-ca cp-ca.pem --join-token-file ct.token --out ./ct-svid &
@@ -50,7 +54,10 @@ Example (seed 004's colorteller with a stock Envoy):
       // The identity `keymesh identity run` saved there, so that SDS certificates named by it resolve locally.
       const spiffeId = f.spiffeId ?? (await loadSvid(join(resolve(f.svidDir), 'state')).catch(() => undefined))?.spiffeId;
       if (spiffeId === undefined) process.stderr.write(`keymesh: no SVID saved in ${f.svidDir} yet and no --spiffe-id: specs with an SDS certificate will not find it\n`);
-      const placement = { listen_address: f.listenAddress, ingress_port: f.ingressPort, egress_port: f.egressPort, tcp_egress_address: f.tcpEgressAddress };
+      const placement = {
+        listen_address: f.listenAddress, ingress_port: f.ingressPort, egress_port: f.egressPort, tcp_egress_address: f.tcpEgressAddress,
+        upstream_max_requests_per_connection: f.upstreamMaxRequestsPerConnection, upstream_tls_max_session_keys: f.upstreamTlsMaxSessionKeys,
+      };
       const given = Object.fromEntries(Object.entries(placement).filter(([, v]) => v !== undefined));
       const bootstrapObject = envoyBootstrap({
         ...(Object.keys(given).length > 0 ? { metadata: { keymesh: given } } : {}),

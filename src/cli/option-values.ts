@@ -14,6 +14,15 @@ export function portNumber(value: string): number {
   return p;
 }
 
+/** A parser for an Envoy uint32 setting of at least `min` (e.g. a request or session count). */
+export function uint32AtLeast(min: number): (value: string) => number {
+  return (value) => {
+    const n = /^\d+$/.test(value.trim()) ? Number(value.trim()) : Number.NaN;
+    if (!Number.isInteger(n) || n < min || n > 4294967295) throw new InvalidArgumentError(`"${value}" is not an integer from ${min} to 4294967295`);
+    return n;
+  };
+}
+
 export function portList(value: string): number[] {
   const ports = value.split(',').map((p) => Number(p.trim()));
   if (ports.some((p) => !Number.isInteger(p) || p < 1 || p > 65535)) throw new InvalidArgumentError(`"${value}" is not a comma-separated list of ports`);

@@ -7,7 +7,7 @@ import { Command } from 'commander';
 import { DEFAULT_WORKLOAD_LISTEN, DEFAULT_XDS_LISTEN, parseListen } from '../config/server-config.ts';
 import { ConfigError } from '../errors/index.ts';
 import { startSidecar } from '../proxy/sidecar.ts';
-import { ipAddress, portNumber } from './option-values.ts';
+import { ipAddress, portNumber, uint32AtLeast } from './option-values.ts';
 
 const TOKEN_ENV = 'KEYMESH_JOIN_TOKEN';
 const RESOURCE_ENV = 'APPMESH_RESOURCE_ARN';
@@ -28,6 +28,8 @@ interface ProxyFlags {
   egressPort?: number;
   appAddress?: string;
   tcpEgressAddress?: string;
+  upstreamMaxRequestsPerConnection?: number;
+  upstreamTlsMaxSessionKeys?: number;
 }
 
 /** The xDS node id: --resource / APPMESH_RESOURCE_ARN, or built from --mesh and the endpoint flag. */
@@ -55,6 +57,8 @@ function define(cmd: Command, kind: 'virtualNode' | 'virtualGateway'): Command {
     .option('--egress-port <port>', 'its egress listener port (default 15001)', portNumber)
     .option('--app-address <ip>', 'where its application listens (default 127.0.0.1)', ipAddress)
     .option('--tcp-egress-address <ip>', "without iptables: a listener on this address at each tcp backend's port, to that backend", ipAddress)
+    .option('--upstream-max-requests-per-connection <n>', "close an upstream connection after N requests (Envoy's max_requests_per_connection on its clusters to other virtual nodes; 1: a new connection per request)", uint32AtLeast(1))
+    .option('--upstream-tls-max-session-keys <n>', "TLS sessions to keep for resumption on those clusters (Envoy's max_session_keys, default 1; 0: every connection a full handshake)", uint32AtLeast(0))
     .action(async (f: ProxyFlags) => {
       const nodeId = nodeIdOf(f, kind);
       const caPem = await readFile(f.controlPlaneCa, 'utf8').catch((e: NodeJS.ErrnoException) => {
@@ -68,7 +72,8 @@ function define(cmd: Command, kind: 'virtualNode' | 'virtualGateway'): Command {
       const admin = parseListen(f.admin, '--admin');
       const placement = Object.fromEntries(Object.entries({
         listen_address: f.listenAddress, ingress_port: f.ingressPort, egress_port: f.egressPort, app_address: f.appAddress,
-        tcp_egress_address: f.tcpEgressAddress,
+        tcp_egress_address: f.tcpEgressAddress, upstream_max_requests_per_connection: f.upstreamMaxRequestsPerConnection,
+        upstream_tls_max_session_keys: f.upstreamTlsMaxSessionKeys,
       }).filter(([, v]) => v !== undefined));
       const sidecar = await startSidecar({
         nodeId,

@@ -28,7 +28,7 @@ export interface SidecarOptions {
   /** Where the SVID is saved so that a restart needs no new token. */
   readonly stateDir?: string;
   readonly admin: { readonly host: string; readonly port: number };
-  /** node.metadata.keymesh (listen_address, ingress_port, egress_port, app_address, tcp_egress_address, endpoint). */
+  /** node.metadata.keymesh (listen_address, ingress_port, egress_port, app_address, tcp_egress_address, upstream_max_requests_per_connection, upstream_tls_max_session_keys, endpoint). */
   readonly placement?: Readonly<Record<string, unknown>>;
   /** File for access logs of listeners that ask for them with path `/dev/stdout` and friends: handled in access-log.ts. */
   readonly log?: ProxyLog;

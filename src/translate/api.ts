@@ -90,6 +90,18 @@ export interface TranslateOptions {
    * overlapping address gets none (it could not bind). Not validated here: the caller passes an IP.
    */
   readonly tcpEgressAddress?: string;
+  /**
+   * Opt-in, for operators and benchmarks (App Mesh's API has no such setting): Envoy's
+   * `max_requests_per_connection` (>= 1) in the `common_http_protocol_options` of the proxy's HTTP, HTTP/2 and
+   * gRPC clusters to other virtual nodes (egress clusters; an HttpProtocolOptions with the explicit protocol is
+   * added to an HTTP/1.1 cluster that had none). 1 turns upstream keep-alive off. Not validated here.
+   */
+  readonly upstreamMaxRequestsPerConnection?: number;
+  /**
+   * Opt-in, like upstreamMaxRequestsPerConnection: `max_session_keys` in the UpstreamTlsContext of the proxy's
+   * TLS clusters to other virtual nodes (Envoy's default 1; 0 turns client-side TLS session resumption off).
+   */
+  readonly upstreamTlsMaxSessionKeys?: number;
   /** Access log path for the proxy, from the node's or gateway's `logging.accessLog.file.path`; overridable for tests. */
   readonly accessLogPath?: string;
 }

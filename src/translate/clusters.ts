@@ -4,7 +4,7 @@
 // carries circuit breakers (App Mesh's unlimited defaults unless a connection pool sets them).
 import type { JsonObject } from '../model/json.ts';
 import type { Endpoint } from './api.ts';
-import { adsSource, duration, millis, seconds, T, tcpAddress, uint32 } from './envoy.ts';
+import { adsSource, duration, isHttpLike, millis, seconds, T, tcpAddress, uint32 } from './envoy.ts';
 import { amazonawsClusterName, egressClusterName, ingressClusterName, passthroughClusterName } from './names.ts';
 import type { SecretCollector } from './secrets.ts';
 import type { ClientPolicyTls, ConnectionPool, Duration, HealthCheck, NodeListener, OutlierDetection, Protocol, VirtualNodeSpec } from './spec.ts';
@@ -29,9 +29,11 @@ function positiveDuration(d: Duration | number): JsonObject {
   return out.seconds === '0' && (out.nanos as number) < 1_000_000 ? millis(1) : out;
 }
 
+const HTTP_PROTOCOL_OPTIONS = 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions';
+
 function http2Options(protocol: Protocol): JsonObject | undefined {
   if (protocol !== 'http2' && protocol !== 'grpc') return undefined;
-  return { 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': { '@type': T.httpProtocolOptions, explicitHttpConfig: { http2ProtocolOptions: {} } } };
+  return { [HTTP_PROTOCOL_OPTIONS]: { '@type': T.httpProtocolOptions, explicitHttpConfig: { http2ProtocolOptions: {} } } };
 }
 
 function loadAssignment(clusterName: string, endpoints: readonly { address: string; port: number }[]): JsonObject {
@@ -177,6 +179,31 @@ export interface EgressClusterInput {
   readonly pool?: ConnectionPool | undefined;
   /** ACM certificate ARN → issuing CA ARN (TranslateInput.acmIssuers). */
   readonly acmIssuers?: Readonly<Record<string, string>> | undefined;
+  readonly upstream?: UpstreamConnectionOptions | undefined;
+}
+
+/** The opt-in connection settings of a proxy's egress clusters (TranslateOptions.upstream*). */
+export interface UpstreamConnectionOptions {
+  /** Envoy's max_requests_per_connection, for HTTP-like clusters. */
+  readonly maxRequestsPerConnection?: number | undefined;
+  /** UpstreamTlsContext.max_session_keys, for TLS clusters. */
+  readonly maxSessionKeys?: number | undefined;
+}
+
+/**
+ * max_requests_per_connection in the cluster's HttpProtocolOptions (common_http_protocol_options): the one an
+ * HTTP/2 or gRPC cluster has, or a new one with the explicit HTTP/1.1 protocol (Envoy requires a protocol choice
+ * in HttpProtocolOptions).
+ */
+function limitRequestsPerConnection(cluster: JsonObject, max: number): void {
+  const options = (cluster.typedExtensionProtocolOptions ?? {}) as JsonObject;
+  const current = options[HTTP_PROTOCOL_OPTIONS] as JsonObject | undefined;
+  options[HTTP_PROTOCOL_OPTIONS] = {
+    '@type': T.httpProtocolOptions,
+    commonHttpProtocolOptions: { maxRequestsPerConnection: uint32(max) },
+    explicitHttpConfig: current?.explicitHttpConfig ?? { httpProtocolOptions: {} },
+  };
+  cluster.typedExtensionProtocolOptions = options;
 }
 
 /** One listener of a target node, with its endpoints (a ClusterLoadAssignment for EDS) and client TLS. */
@@ -203,7 +230,11 @@ export function egressCluster(input: EgressClusterInput, secrets: SecretCollecto
   const od = outlierDetection(input.listener.outlierDetection);
   if (od) cluster.outlierDetection = od;
   const tls = upstreamTlsSocket(input.policy, { port, serverTls: input.listener.tls, defaultSans: serviceDiscoveryName(input.spec), acmIssuers: input.acmIssuers }, secrets);
+  const maxSessionKeys = input.upstream?.maxSessionKeys;
+  if (tls && maxSessionKeys !== undefined) (tls.typedConfig as JsonObject).maxSessionKeys = uint32(maxSessionKeys);
   if (tls) cluster.transportSocket = tls;
   finish(cluster, protocol, input.pool);
+  const maxRequests = input.upstream?.maxRequestsPerConnection;
+  if (maxRequests !== undefined && isHttpLike(protocol)) limitRequestsPerConnection(cluster, maxRequests);
   return assignment ? { cluster, assignment } : { cluster };
 }

@@ -9,7 +9,7 @@
 // DROP_ALL) or everything (ALLOW_ALL).
 import type { JsonObject } from '../model/json.ts';
 import type { Endpoint, SecretRef } from './api.ts';
-import { amazonawsCluster, egressCluster, passthroughCluster } from './clusters.ts';
+import { amazonawsCluster, egressCluster, passthroughCluster, type UpstreamConnectionOptions } from './clusters.ts';
 import { type AccessLogConfig, duration, httpConnectionManager, httpInspectorFilter, isHttpLike, listenerAddress, originalDstFilter, tcpProxy, tlsInspectorFilter } from './envoy.ts';
 import { egressListenerName, egressRouteConfigName } from './names.ts';
 import { clusterSpecifier, retryPolicy, routerRoutes, routerTcpRoute, timeouts } from './routes.ts';
@@ -73,6 +73,8 @@ export interface EgressContext {
   readonly secrets: SecretCollector;
   readonly clusters: ClusterSet;
   readonly acmIssuers?: Readonly<Record<string, string>> | undefined;
+  /** TranslateOptions.upstreamMaxRequestsPerConnection and upstreamTlsMaxSessionKeys, for egress clusters. */
+  readonly upstream?: UpstreamConnectionOptions | undefined;
 }
 
 /**
@@ -87,7 +89,7 @@ export function clusterForListener(ctx: EgressContext, node: string, listener: N
     mesh: ctx.view.mesh,
     meshIpPreference: ctx.view.meshSpec.serviceDiscovery?.ipPreference,
     node, spec, listener, endpoints: Object.hasOwn(ctx.endpoints, node) ? ctx.endpoints[node] : undefined, policy, pool,
-    acmIssuers: ctx.acmIssuers,
+    acmIssuers: ctx.acmIssuers, upstream: ctx.upstream,
   }, secrets);
   return ctx.clusters.add(cluster, assignment, secrets.list());
 }

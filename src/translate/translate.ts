@@ -34,7 +34,10 @@ export function translate(input: TranslateInput): EnvoyConfig {
   const egressPort = opts.egressPort ?? DEFAULT_EGRESS_PORT;
   const address = opts.listenAddress ?? DEFAULT_LISTEN_ADDRESS;
   const secrets = new SecretCollector();
-  const ctx: EgressContext = { view, endpoints: input.endpoints, secrets, clusters: new ClusterSet(), acmIssuers: input.acmIssuers };
+  const upstream = opts.upstreamMaxRequestsPerConnection !== undefined || opts.upstreamTlsMaxSessionKeys !== undefined
+    ? { maxRequestsPerConnection: opts.upstreamMaxRequestsPerConnection, maxSessionKeys: opts.upstreamTlsMaxSessionKeys }
+    : undefined;
+  const ctx: EgressContext = { view, endpoints: input.endpoints, secrets, clusters: new ClusterSet(), acmIssuers: input.acmIssuers, upstream };
   const listeners: JsonObject[] = [];
   const routeConfigurations: JsonObject[] = [];
 

@@ -38,10 +38,18 @@ function client(who: 'front' | 'back', metadata?: Record<string, unknown>): AdsC
 }
 
 test("the proxy's placement reaches the translation, its status and onConnected; the end of its stream releases it", async () => {
-  const c = client('front', { keymesh: { listen_address: '127.0.0.1', ingress_port: 15010, egress_port: 15011, tcp_egress_address: '127.0.1.1', endpoint: { instance: 'front-1', ports: [9090] } }, other: 'ignored' });
+  const c = client('front', {
+    keymesh: {
+      listen_address: '127.0.0.1', ingress_port: 15010, egress_port: 15011, tcp_egress_address: '127.0.1.1',
+      upstream_max_requests_per_connection: 1, upstream_tls_max_session_keys: 0, endpoint: { instance: 'front-1', ports: [9090] },
+    },
+    other: 'ignored',
+  });
   c.send(T.cluster);
   await c.next();
-  assert.deepEqual(source.placements.get('front'), { listenAddress: '127.0.0.1', ingressPort: 15010, egressPort: 15011, tcpEgressAddress: '127.0.1.1' });
+  assert.deepEqual(source.placements.get('front'), {
+    listenAddress: '127.0.0.1', ingressPort: 15010, egressPort: 15011, tcpEgressAddress: '127.0.1.1', upstreamMaxRequestsPerConnection: 1, upstreamTlsMaxSessionKeys: 0,
+  });
   const p = connected.find((x) => x.identity.name === 'front')!;
   assert.equal(p.peerAddress, '127.0.0.1');
   assert.deepEqual(registrationOf(p.placement, p.peerAddress), { address: '127.0.0.1', port: 15010, ports: [9090], instance: 'front-1' });
@@ -57,6 +65,12 @@ test('bad placement metadata refuses the stream with INVALID_ARGUMENT naming the
     [{ listen_address: 'localhost' }, /listen_address must be an IP address, not "localhost"/],
     [{ tcp_egress_address: 'db.local' }, /node\.metadata\.keymesh\.tcp_egress_address must be an IP address, not "db.local"/],
     [{ tcp_egress_address: 5432 }, /tcp_egress_address must be an IP address, not 5432/],
+    [{ upstream_max_requests_per_connection: 0 }, /node\.metadata\.keymesh\.upstream_max_requests_per_connection must be an integer from 1 to 4294967295, not 0/],
+    [{ upstream_max_requests_per_connection: '1' }, /upstream_max_requests_per_connection must be an integer from 1 to 4294967295, not "1"/],
+    [{ upstream_max_requests_per_connection: 2.5 }, /upstream_max_requests_per_connection must be an integer from 1 to 4294967295, not 2\.5/],
+    [{ upstream_tls_max_session_keys: -1 }, /node\.metadata\.keymesh\.upstream_tls_max_session_keys must be an integer from 0 to 4294967295, not -1/],
+    [{ upstream_tls_max_session_keys: 4294967296 }, /upstream_tls_max_session_keys must be an integer from 0 to 4294967295, not 4294967296/],
+    [{ upstream_tls_max_session_keys: true }, /upstream_tls_max_session_keys must be an integer from 0 to 4294967295, not true/],
     [{ ingress_port: 15001 }, /egress_port must differ from ingress_port/],
     [{ endpoint: { ports: ['x'] } }, /endpoint\.ports\[0\] must be a port/],
     [{ ingres_port: 1 }, /keymesh\.ingres_port is not a keymesh setting/],
@@ -91,6 +105,7 @@ test('the NACK history keeps the latest ones, oldest first', async () => {
 test('placement defaults and registration rules', () => {
   assert.deepEqual(placementOf(undefined), { options: {}, endpoint: {} });
   assert.deepEqual(placementOf({ keymesh: { tcp_egress_address: '::1' } }), { options: { tcpEgressAddress: '::1' }, endpoint: {} });
+  assert.deepEqual(placementOf({ keymesh: { upstream_max_requests_per_connection: 100, upstream_tls_max_session_keys: 1 } }), { options: { upstreamMaxRequestsPerConnection: 100, upstreamTlsMaxSessionKeys: 1 }, endpoint: {} });
   assert.deepEqual(registrationOf(placementOf({ keymesh: {} }), '10.1.2.3'), { address: '10.1.2.3', port: 15000 });
   assert.deepEqual(registrationOf(placementOf({ keymesh: { listen_address: '0.0.0.0', ingress_port: 15100 } }), '10.1.2.3'), { address: '10.1.2.3', port: 15100 });
   assert.equal(registrationOf(placementOf({ keymesh: { endpoint: false } }), '10.1.2.3'), undefined);

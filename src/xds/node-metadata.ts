@@ -11,6 +11,8 @@
 //         egress_port: 15011
 //         app_address: 127.0.0.1      # where its application listens (at the listener's port)
 //         tcp_egress_address: 127.0.1.1  # opt-in: a listener here at each tcp backend's port (no iptables)
+//         upstream_max_requests_per_connection: 1  # opt-in: its egress clusters' max_requests_per_connection
+//         upstream_tls_max_session_keys: 0         # opt-in: their UpstreamTlsContext max_session_keys (0: no resumption)
 //         endpoint:                   # its registration (virtual nodes only); `endpoint: false`: none
 //           address: 127.0.0.1        # default: listen_address, or the address it connects from
 //           port: 15010               # default: ingress_port
@@ -28,6 +30,10 @@ export interface PlacementOptions {
   readonly appAddress?: string;
   /** TranslateOptions.tcpEgressAddress. */
   readonly tcpEgressAddress?: string;
+  /** TranslateOptions.upstreamMaxRequestsPerConnection. */
+  readonly upstreamMaxRequestsPerConnection?: number;
+  /** TranslateOptions.upstreamTlsMaxSessionKeys. */
+  readonly upstreamTlsMaxSessionKeys?: number;
 }
 
 export interface EndpointClaim {
@@ -72,7 +78,17 @@ function port(v: unknown, field: string): number {
 
 const optionalPort = (o: Record<string, unknown>, key: string, field: string): number | undefined => (o[key] === undefined ? undefined : port(o[key], field));
 
-const TOP = ['listen_address', 'ingress_port', 'egress_port', 'app_address', 'tcp_egress_address', 'endpoint'];
+const UINT32_MAX = 4294967295;
+
+/** An Envoy uint32 setting of at least `min`. */
+function count(o: Record<string, unknown>, key: string, min: number): number | undefined {
+  const v = o[key];
+  if (v === undefined) return undefined;
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > UINT32_MAX) return fail(key, `must be an integer from ${min} to ${UINT32_MAX}, not ${JSON.stringify(v)}`);
+  return v;
+}
+
+const TOP = ['listen_address', 'ingress_port', 'egress_port', 'app_address', 'tcp_egress_address', 'upstream_max_requests_per_connection', 'upstream_tls_max_session_keys', 'endpoint'];
 const ENDPOINT = ['address', 'port', 'ports', 'instance'];
 
 /** The placement a proxy's node.metadata describes (plain JSON, see structToJson); defaults when it has none. */
@@ -92,6 +108,10 @@ export function placementOf(metadata: Record<string, unknown> | undefined): Prox
   if (appAddress !== undefined) options.appAddress = appAddress;
   const tcpEgressAddress = address(k, 'tcp_egress_address', 'tcp_egress_address');
   if (tcpEgressAddress !== undefined) options.tcpEgressAddress = tcpEgressAddress;
+  const maxRequests = count(k, 'upstream_max_requests_per_connection', 1);
+  if (maxRequests !== undefined) options.upstreamMaxRequestsPerConnection = maxRequests;
+  const maxSessionKeys = count(k, 'upstream_tls_max_session_keys', 0);
+  if (maxSessionKeys !== undefined) options.upstreamTlsMaxSessionKeys = maxSessionKeys;
   return { options, endpoint: endpointOf(k.endpoint) };
 }
 

@@ -26,6 +26,10 @@ test('keymesh --help lists the commands; each command has its own help', () => {
   for (const flag of ['--data-dir', '--listen', '--region', '--account-id', '--limit', '--rate-limit', '--endpoint-grace', '--insecure-no-auth', 'KEYMESH_ACCESS_KEY_ID']) {
     assert.ok(server.stdout.includes(flag), `server --help mentions ${flag}`);
   }
+  for (const command of ['proxy', 'gateway']) {
+    const help = keymesh([command, '--help']).stdout;
+    for (const flag of ['--upstream-max-requests-per-connection', '--upstream-tls-max-session-keys']) assert.ok(help.includes(flag), `${command} --help mentions ${flag}`);
+  }
 });
 
 test('keymesh --version prints the package version; the compiled command (dist/, what an install runs) works the same', () => {
@@ -53,6 +57,10 @@ test('bad flags are refused with one clear line', () => {
     [['server', '--endpoint-grace', 'soon'], /--endpoint-grace soon: expected a duration/],
     [['proxy', '--virtual-node', 'web', '--control-plane-ca', 'ca.pem', '--listen-address', 'localhost'], /"localhost" is not an IP address/],
     [['proxy', '--virtual-node', 'web', '--control-plane-ca', 'ca.pem', '--ingress-port', '70000'], /"70000" is not a port \(1-65535\)/],
+    [['proxy', '--virtual-node', 'web', '--control-plane-ca', 'ca.pem', '--upstream-max-requests-per-connection', '0'], /--upstream-max-requests-per-connection.*"0" is not an integer from 1 to 4294967295/],
+    [['proxy', '--virtual-node', 'web', '--control-plane-ca', 'ca.pem', '--upstream-max-requests-per-connection', '1.5'], /"1\.5" is not an integer from 1 to 4294967295/],
+    [['gateway', '--virtual-gateway', 'gw', '--control-plane-ca', 'ca.pem', '--upstream-tls-max-session-keys', 'none'], /--upstream-tls-max-session-keys.*"none" is not an integer from 0 to 4294967295/],
+    [['gateway', '--virtual-gateway', 'gw', '--control-plane-ca', 'ca.pem', '--upstream-tls-max-session-keys', '4294967296'], /"4294967296" is not an integer from 0 to 4294967295/],
     [['proxy', '--virtual-node', 'web', '--control-plane-ca', 'ca.pem'], /name the virtual node with --mesh and --virtual-node/],
     [['gateway', '--mesh', 'm', '--virtual-gateway', 'gw', '--control-plane-ca', 'missing.pem'], /--control-plane-ca missing\.pem: cannot read it/],
     [['serve'], /unknown command 'serve'/],
@@ -105,4 +113,19 @@ test('keymesh bootstrap envoy prints a bootstrap that the Envoy Bootstrap proto 
   assert.equal(both.code, 1);
   assert.match(both.stderr, /exactly one of --virtual-node or --virtual-gateway/);
   assert.match(keymesh(['bootstrap', 'envoy', '--mesh', 'm', '--virtual-node', 'a', '--xds', 'nowhere', '--control-plane-ca', 'x', '--svid-dir', 'y']).stderr, /--xds nowhere: expected HOST:PORT/);
+  // The opt-in upstream connection settings go into node.metadata.keymesh; bad values are refused.
+  const base = ['bootstrap', 'envoy', '--mesh', 'm', '--virtual-node', 'a', '--control-plane-ca', 'x', '--svid-dir', 'y', '--spiffe-id', 'spiffe://m/a'];
+  const opted = keymesh([...base, '--upstream-max-requests-per-connection', '1', '--upstream-tls-max-session-keys', '0']);
+  assert.equal(opted.code, 0, opted.stderr);
+  assert.deepEqual((JSON.parse(opted.stdout) as { node: { metadata: unknown } }).node.metadata, { keymesh: { upstream_max_requests_per_connection: 1, upstream_tls_max_session_keys: 0 } });
+  for (const [flag, value, message] of [
+    ['--upstream-max-requests-per-connection', '0', /"0" is not an integer from 1 to 4294967295/],
+    ['--upstream-tls-max-session-keys', '-1', /"-1" is not an integer from 0 to 4294967295/],
+  ] as const) {
+    const bad = keymesh([...base, flag, value]);
+    assert.notEqual(bad.code, 0);
+    assert.match(bad.stderr, message);
+  }
+  const help = keymesh(['bootstrap', 'envoy', '--help']).stdout;
+  for (const flag of ['--upstream-max-requests-per-connection', '--upstream-tls-max-session-keys']) assert.ok(help.includes(flag), `bootstrap envoy --help mentions ${flag}`);
 });

@@ -15,9 +15,13 @@
 //
 //   wrk ─▶ client sidecar egress ─mTLS─▶ server sidecar ingress ─▶ app
 //
-// Modes: keymesh's client sidecar always pools its upstream mTLS connections and resumes TLS sessions (there is
-// no switch to turn either off), so in handshake mode only the first hop (wrk's `Connection: close`) is a new
-// connection per request; the sidecar-to-sidecar hop keeps its pool. The report says so. Neither side pins the
+// Modes: reuse mode as a user runs it (the client sidecar pools its upstream mTLS connections and resumes TLS
+// sessions). Handshake mode, the Envoy way: the client sidecar runs with `--upstream-max-requests-per-connection
+// 1 --upstream-tls-max-session-keys 0` (node.metadata.keymesh; the control plane puts Envoy's
+// max_requests_per_connection 1 and max_session_keys 0 on its cluster to `server`), so each request opens a new
+// mTLS connection with a full handshake, closed after the response. Checked before and after each run: the
+// server side's `ssl.handshake` rises by one per request and the client side's `ssl.session_reused` stays 0
+// (the server side issues session tickets, but a client that offers none resumes nothing). Neither side pins the
 // TLS group (Node's default list applies), unlike the other pairs' X25519.
 //
 // KEYMESH_BENCH_CPU_PROF=<dir>: run each sidecar under `node --cpu-prof` (profiles in <dir>/client and
@@ -61,9 +65,8 @@ export const SERVICE = 'server.bench.local';
 const PACKAGE_VERSION = (JSON.parse(readFileSync(fileURLToPath(new URL('../../../package.json', import.meta.url)), 'utf8')) as { version?: string }).version ?? '?';
 const CREDENTIALS = { accessKeyId: 'AKIAKEYMESHBENCH001', secretAccessKey: randomBytes(20).toString('hex') };
 
-const REUSE_NOTE = 'keymesh: the client sidecar always pools its upstream mTLS connections and resumes TLS sessions (no switch to turn '
-  + 'them off yet), so its handshake-mode figure is wrk\'s `Connection: close` on the first hop only, with the mTLS '
-  + 'connections between the sidecars reused (see its mTLS conns/req); it is not a handshake rate.';
+/** Handshake mode: the client sidecar's flags for a new mTLS connection and a full handshake per request. */
+const HANDSHAKE_FLAGS = ['--upstream-max-requests-per-connection', '1', '--upstream-tls-max-session-keys', '0'];
 
 /** Resolves with the first match of `re` in the process's output; rejects if the process exits first or after `ms`. */
 async function waitForOutput(proc: ManagedProcess, re: RegExp, what: string, ms = 30_000): Promise<RegExpExecArray> {
@@ -196,6 +199,7 @@ export const keymeshPair: PairSetup = {
         '--xds', xdsAddress, '--identity-endpoint', identityUrl, '--control-plane-ca', cpCa, '--join-token-file', tokenFile,
         '--admin', `127.0.0.1:${adminPort}`, '--listen-address', '127.0.0.1', '--ingress-port', String(ingress),
         '--egress-port', String(egress), '--app-address', '127.0.0.1',
+        ...(side === 'client' && ctx.mode === 'handshake' ? HANDSHAKE_FLAGS : []),
       ]);
     };
     const ready = /ready \(every listener serving\)/;
@@ -216,6 +220,27 @@ export const keymeshPair: PairSetup = {
     ctx.log(`control plane ${apiUrl}, server sidecar ingress :${serverIngress} (admin :${serverAdmin}), client sidecar egress :${clientEgress} (admin :${clientAdmin})`);
 
     const listenerStat = `listener.127.0.0.1_${serverIngress}`;
+    const handshakes = () => adminStat(serverAdmin, `${listenerStat}.ssl.handshake`);
+    // The client side's cluster to the server node (cds_egress_<mesh>_<node>_<protocol>_<port>).
+    const clientCluster = `cluster.cds_egress_${MESH}_server_http_${appPort}`;
+    const resumed = () => adminStat(clientAdmin, `${clientCluster}.ssl.session_reused`);
+    if (ctx.mode === 'handshake') {
+      // Handshake mode must be what it says: one new mTLS connection per request, never a resumed session.
+      const n = 8;
+      const before = await handshakes();
+      for (let i = 0; i < n; i++) {
+        const r = await get(clientEgress, '/', SERVICE);
+        if (r.status !== 200) throw new Error(`handshake-mode check: request ${i + 1} through the pair got ${r.status}`);
+      }
+      // A response can reach the client before the server side has counted the connection's handshake: wait a little.
+      let during = (await handshakes()) - before;
+      for (const until = Date.now() + 5_000; during < n && Date.now() < until; during = (await handshakes()) - before) await sleep(20);
+      const reused = await resumed();
+      if (during !== n || reused !== 0) {
+        throw new Error(`handshake mode: ${n} requests made ${during} mTLS handshakes on the server side and ${reused} resumed sessions on the client side (want ${n} and 0)`);
+      }
+      ctx.log(`handshake mode: ${n} requests → ${during} full mTLS handshakes (client ssl.session_reused ${reused})`);
+    }
     const sidecars = [clientProc, serverProc];
     return {
       entryPort: clientEgress,
@@ -223,10 +248,17 @@ export const keymeshPair: PairSetup = {
       mtlsPort: serverIngress,
       mtlsProbe: { caFile: join(probeDir, 'bundle.pem'), clientCert: join(probeDir, 'svid.pem'), clientKey: join(probeDir, 'svid_key.pem'), serverName: SERVICE },
       pids: { client: clientProc.pid, server: serverProc.pid, extra: { 'control plane': cp.pid } },
-      // Connections the server side's ingress accepted; each was a full or resumed mTLS handshake (ssl.handshake).
-      acceptedMtlsConnections: () => adminStat(serverAdmin, `${listenerStat}.ssl.handshake`),
+      // Connections the server side's ingress accepted (ssl.handshake); in handshake mode each must have been a
+      // full handshake: a session the client side resumed fails the measurement.
+      acceptedMtlsConnections: async () => {
+        const accepted = await handshakes();
+        if (ctx.mode === 'handshake') {
+          const reused = await resumed();
+          if (reused !== 0) throw new Error(`handshake mode: the client side resumed ${reused} TLS sessions (${clientCluster}.ssl.session_reused)`);
+        }
+        return accepted;
+      },
       version: `keymesh ${PACKAGE_VERSION} on node ${process.version}`,
-      ...(ctx.mode === 'handshake' ? { note: REUSE_NOTE } : {}),
       config: {
         'virtual-node-server.json': JSON.stringify(serverSpec, null, 2),
         'virtual-node-client.json': JSON.stringify(clientSpec, null, 2),

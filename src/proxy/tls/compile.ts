@@ -2,7 +2,7 @@
 // where the certificate and the trust come from (files, SDS secrets over ADS, or the proxy's own SVID named
 // without an SDS config), which SANs the peer must carry, whether a client certificate is required, and the
 // protocol versions. Pure; every unsupported setting is a ProxyConfigError naming the field (the proxy NACKs).
-import { list, obj, optObj, optStr, Path, str, wrappedBool, type Json } from '../resources/values.ts';
+import { list, obj, optObj, optStr, Path, str, wrapped, wrappedBool, type Json } from '../resources/values.ts';
 
 export const DOWNSTREAM_TLS = 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext';
 export const UPSTREAM_TLS = 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext';
@@ -56,7 +56,15 @@ export interface DownstreamTls extends CommonTls {
 
 export interface UpstreamTls extends CommonTls {
   readonly sni: string | undefined;
+  /**
+   * max_session_keys: 0 = no client-side session resumption (no session offered, none stored); otherwise
+   * sessions are resumed (keymesh keeps the last session per host). Envoy's default is 1.
+   */
+  readonly maxSessionKeys: number;
 }
+
+/** Envoy's default max_session_keys. */
+export const DEFAULT_MAX_SESSION_KEYS = 1;
 
 const VERSIONS: Record<string, TlsVersion | 'auto'> = { TLS_AUTO: 'auto', TLSv1_2: 'TLSv1.2', TLSv1_3: 'TLSv1.3' };
 const REFUSED_VERSIONS = new Set(['TLSv1_0', 'TLSv1_1']);
@@ -210,10 +218,18 @@ export function compileUpstreamTls(socket: Json, path: Path): UpstreamTls {
   const typedConfig = tlsTypedConfig(socket, path, UPSTREAM_TLS);
   const tp = path.at('typedConfig');
   for (const k of Object.keys(typedConfig)) {
-    if (!['@type', 'commonTlsContext', 'sni'].includes(k)) tp.at(k).fail('is not supported by keymesh\'s proxy');
+    if (!['@type', 'commonTlsContext', 'sni', 'maxSessionKeys'].includes(k)) tp.at(k).fail('is not supported by keymesh\'s proxy');
   }
   const c = common(obj(typedConfig.commonTlsContext ?? {}, tp.at('commonTlsContext')), tp.at('commonTlsContext'));
-  return { ...c, sni: optStr(typedConfig.sni, tp.at('sni')) };
+  return { ...c, sni: optStr(typedConfig.sni, tp.at('sni')), maxSessionKeys: maxSessionKeys(typedConfig.maxSessionKeys, tp.at('maxSessionKeys')) };
+}
+
+/** A UInt32Value: how many session keys to keep (0 disables resumption); absent: Envoy's default. */
+function maxSessionKeys(v: unknown, path: Path): number {
+  const n = wrapped(v, path);
+  if (n === undefined) return DEFAULT_MAX_SESSION_KEYS;
+  if (!Number.isInteger(n) || n < 0 || n > 4294967295) path.fail(`must be an integer from 0 to 4294967295, not ${n}`);
+  return n;
 }
 
 function tlsTypedConfig(socket: Json, path: Path, type: string): Json {

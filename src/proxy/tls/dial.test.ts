@@ -31,11 +31,15 @@ async function server(cert: { certPem: string; keyPem: string }, requireClient =
   return (s.address() as { port: number }).port;
 }
 
-function upstream(opts: { trust?: boolean; sans?: string[]; clientCert?: boolean }) {
+function upstream(opts: { trust?: boolean; sans?: string[]; clientCert?: boolean; maxSessionKeys?: number }) {
   const common: Record<string, unknown> = { tlsParams: { tlsMinimumProtocolVersion: 'TLSv1_2' } };
   if (opts.trust) common.validationContext = { trustedCa: { filename: pki.caPath }, ...(opts.sans ? { matchTypedSubjectAltNames: opts.sans.map((s) => ({ sanType: 'DNS', matcher: { exact: s } })) } : {}) };
   if (opts.clientCert) common.tlsCertificates = [{ certificateChain: { filename: pki.client.cert }, privateKey: { filename: pki.client.key } }];
-  return compileUpstreamTls({ name: 'envoy.transport_sockets.tls', typedConfig: { '@type': 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext', commonTlsContext: common } }, new Path('cluster c'));
+  const typedConfig = {
+    '@type': 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext', commonTlsContext: common,
+    ...(opts.maxSessionKeys !== undefined ? { maxSessionKeys: { value: opts.maxSessionKeys } } : {}),
+  };
+  return compileUpstreamTls({ name: 'envoy.transport_sockets.tls', typedConfig }, new Path('cluster c'));
 }
 
 async function dial(port: number, tls: ReturnType<typeof upstream>, stats: StatsStore, sessions = new SessionCache()): Promise<string> {
@@ -91,4 +95,25 @@ test('a session made under one SAN list is not resumed under another: the new ch
   await assert.rejects(dial(port, upstream({ trust: true, sans: ['someone-else.mesh.local'] }), stats, sessions), /match none of the configured ones/);
   assert.equal(value(stats, 'fail_verify_san'), 1);
   assert.equal(value(stats, 'session_reused'), 1);
+});
+
+test('max_session_keys 0: no session is offered or kept, so every connection is a full handshake', async () => {
+  const stats = new StatsStore();
+  let resumedOnServer = 0;
+  const port = await server(pki.server, true);
+  servers.at(-1)!.on('secureConnection', (s) => { if (s.isSessionReused()) resumedOnServer++; });
+  const sessions = new SessionCache();
+  const none = upstream({ trust: true, clientCert: true, maxSessionKeys: 0 });
+  assert.equal(none.maxSessionKeys, 0);
+  for (let i = 0; i < 3; i++) assert.equal(await dial(port, none, stats, sessions), 'hi');
+  assert.equal(value(stats, 'handshake'), 3);
+  assert.equal(value(stats, 'session_reused'), 0);
+  // Nothing was stored: the same material with resumption on (Envoy's default, 1) starts with a full handshake too.
+  const resuming = upstream({ trust: true, clientCert: true });
+  assert.equal(resuming.maxSessionKeys, 1);
+  assert.equal(await dial(port, resuming, stats, sessions), 'hi');
+  assert.equal(value(stats, 'session_reused'), 0);
+  assert.equal(await dial(port, resuming, stats, sessions), 'hi');
+  assert.equal(value(stats, 'session_reused'), 1);
+  assert.equal(resumedOnServer, 1, 'the server resumed only the one session offered');
 });

@@ -1,7 +1,8 @@
 // TLS origination to an upstream host, as Envoy's UpstreamTlsContext does it: the proxy's certificate (when
 // configured), the peer verified against the trusted CAs, then Envoy's SAN matchers (no hostname check
 // otherwise) and the leaf CRL, all inside the handshake so a refused server never sees a request. Sessions
-// are resumed per host (fewer full handshakes between sidecars). Counts `cluster.<name>.ssl.*` as Envoy.
+// are resumed per host (fewer full handshakes between sidecars) unless max_session_keys is 0. Counts
+// `cluster.<name>.ssl.*` as Envoy.
 import { createHash, X509Certificate } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { connect, type PeerCertificate, type TLSSocket } from 'node:tls';
@@ -75,8 +76,10 @@ export function dialTls(o: DialOptions): Promise<TLSSocket> {
   const m = provided.material;
   // A session is only resumed under exactly the material and checks it was made with: a changed certificate,
   // trust or SAN list must not ride on an old session.
-  const sessionKey = `${o.host}:${o.port}|${o.tls.sni ?? ''}|${createHash('sha256').update(m.key).update(sanKey(o.tls)).digest('hex')}`;
-  const session = o.sessions.get(sessionKey);
+  // max_session_keys 0: no resumption at all, neither a session offered nor one kept (every handshake is full).
+  const resume = o.tls.maxSessionKeys > 0;
+  const sessionKey = resume ? `${o.host}:${o.port}|${o.tls.sni ?? ''}|${createHash('sha256').update(m.key).update(sanKey(o.tls)).digest('hex')}` : '';
+  const session = resume ? o.sessions.get(sessionKey) : undefined;
   return new Promise((resolve, reject) => {
     let verifyProblem: 'san' | 'error' | undefined;
     const peerProblem = (x: X509Certificate): Error | undefined => {
@@ -101,7 +104,7 @@ export function dialTls(o: DialOptions): Promise<TLSSocket> {
         return problem;
       },
     });
-    tlsSocket.on('session', (s: Buffer) => o.sessions.set(sessionKey, s));
+    if (resume) tlsSocket.on('session', (s: Buffer) => o.sessions.set(sessionKey, s));
     const onError = (e: Error & { code?: string }) => {
       if (verifyProblem === 'san') o.counters.failVerifySan.inc();
       else if (verifyProblem === 'error' || /CERT|VERIFY|ISSUER|SELF_SIGNED/i.test(e.code ?? '')) o.counters.failVerifyError.inc();
