@@ -39,7 +39,7 @@
 //   (`downstream_cx_delayed_close_timeout`); bytes it keeps sending meanwhile are read and dropped.
 import type { ByteStream } from './byte-stream.ts';
 import type { Counter, Gauge, StatsScope } from '../admin/stats.ts';
-import { BodyFramer, CONTINUE_100, DEFAULT_HEAD_LIMITS, HttpParseError, localReply, parseRequestHead, parseResponseHead, serializeRequestHead, serializeResponseHead, type RequestHead, type ResponseHead } from '../http1/index.ts';
+import { BodyFramer, CONTINUE_100, DEFAULT_HEAD_LIMITS, HttpParseError, localReply, parseRequestHead, parseResponseHead, rawHeadWithout, serializeRequestHead, serializeResponseHead, type RequestHead, type ResponseHead } from '../http1/index.ts';
 import type { RetryPolicy, RouteTable } from '../routing/compile.ts';
 import { selectRoute, type RouteSelection } from '../routing/select.ts';
 import { viaHttp2 } from './h1-to-h2.ts'; // [http2] see #attempt
@@ -158,10 +158,10 @@ const EXCHANGE = 2; // a request in progress: stream idle timeout
 const CLOSED = 3; // closed by the proxy (delayed close) or by the peer
 const TUNNEL = 4; // upgraded (101): bytes relayed both ways until either side ends
 
-/** `x-forwarded-proto: <scheme>` and the blank line ending a head. */
+/** The `x-forwarded-proto: <scheme>` field line the proxy sets on every request (Envoy's, without trusted hops). */
 const FORWARDED_PROTO_LINE = {
-  http: Buffer.from('x-forwarded-proto: http\r\n\r\n', 'latin1'),
-  https: Buffer.from('x-forwarded-proto: https\r\n\r\n', 'latin1'),
+  http: Buffer.from('x-forwarded-proto: http\r\n', 'latin1'),
+  https: Buffer.from('x-forwarded-proto: https\r\n', 'latin1'),
 } as const;
 
 /** Writes `chunk` to `to`; when `to` is full, `from` pauses until it drains (back-pressure, as pipe() does). */
@@ -195,10 +195,17 @@ function headerView(head: RequestHead): (name: string) => string | readonly stri
   };
 }
 
-/** Where an upstream connection's events go: the exchange using it now, if any. */
+/** What an upstream connection's events go to: a session's handler, with the exchange using the connection now. */
+interface LinkHandler {
+  data(ex: Exchange, conn: UpstreamConnection, chunk: Buffer): void;
+  end(ex: Exchange, conn: UpstreamConnection): void;
+}
+
+/** Where an upstream connection's events go: the exchange using it now, if any (nothing allocated per request). */
 interface UpstreamLink {
-  data: ((chunk: Buffer) => void) | undefined;
-  end: (() => void) | undefined;
+  handler: LinkHandler | undefined;
+  ex: Exchange | undefined;
+  conn: UpstreamConnection | undefined;
 }
 
 const links = new WeakMap<ByteStream, UpstreamLink>();
@@ -210,11 +217,11 @@ const links = new WeakMap<ByteStream, UpstreamLink>();
 function linkOf(sock: ByteStream): UpstreamLink {
   let link = links.get(sock);
   if (!link) {
-    const l: UpstreamLink = { data: undefined, end: undefined };
+    const l: UpstreamLink = { handler: undefined, ex: undefined, conn: undefined };
     link = l;
     links.set(sock, l);
-    sock.on('data', (chunk: Buffer) => l.data?.(chunk));
-    const ended = () => l.end?.();
+    sock.on('data', (chunk: Buffer) => l.handler?.data(l.ex!, l.conn!, chunk));
+    const ended = () => l.handler?.end(l.ex!, l.conn!);
     sock.on('end', ended);
     sock.on('close', ended);
     sock.on('error', ended);
@@ -222,17 +229,30 @@ function linkOf(sock: ByteStream): UpstreamLink {
   return link;
 }
 
+/** The exchange is done with the connection: its events go nowhere until the next one links it. */
+function unlink(ex: Exchange, conn: UpstreamConnection): void {
+  const l = links.get(conn.socket);
+  if (l !== undefined && l.ex === ex) {
+    l.handler = undefined;
+    l.ex = undefined;
+    l.conn = undefined;
+  }
+}
+
+/** Shared by every exchange until it has bytes to keep (most requests have no body). Frozen: a push would throw. */
+const NO_BYTES: Buffer[] = Object.freeze([]) as unknown as Buffer[];
+
 /** One request/response exchange (with its retries). */
 class Exchange {
   readonly head: RequestHead;
   readonly framer: BodyFramer;
   /** The host of the last attempt, for the access log. */
-  upstreamHost: string | undefined;
+  upstreamHost: UpstreamConnection['host'] | undefined;
   readonly started: number;
   selection: RouteSelection | undefined;
   cluster: ClusterHandle | undefined;
   /** Request body bytes received so far, kept for retries while under the limit. */
-  replay: Buffer[] | undefined = [];
+  replay: Buffer[] | undefined = NO_BYTES;
   replayBytes = 0;
   bodyBytes = 0;
   attempts = 0;
@@ -242,10 +262,11 @@ class Exchange {
   responseBytes = 0;
   /** Something was written downstream for this exchange (no retry after that). */
   answered = false;
-  timer: NodeJS.Timeout | undefined;
+  /** The session's route timer runs for this exchange (the route's timeout). */
+  timed = false;
   upstreamBuf: Buffer | undefined;
   /** Body bytes received before the first upstream connection was ready. */
-  unsent: Buffer[] = [];
+  unsent: Buffer[] = NO_BYTES;
   unsentBytes = 0;
   /** The upstream sent more than the response, or closed to end it: not reusable. */
   tainted = false;
@@ -297,6 +318,14 @@ export class Http1Session {
   #streamTimerMs = 0;
   #closeTimer: NodeJS.Timeout | undefined;
   #closeWritable = 0;
+  /** The route timeout of the exchange in flight: one timer per connection, restarted per request. */
+  #routeTimer: NodeJS.Timeout | undefined;
+  #routeTimerMs = 0;
+  /** Where this session's upstream connections' events go (linkOf), made once. */
+  readonly #link: LinkHandler = {
+    data: (ex, conn, chunk) => this.#onUpstream(ex, conn, chunk),
+    end: (ex, conn) => this.#onUpstreamEnd(ex, conn),
+  };
 
   constructor(down: ByteStream, ctx: Http1Context, initial?: Buffer) {
     this.#down = down;
@@ -384,9 +413,10 @@ export class Http1Session {
     clearTimeout(this.#headTimer);
     clearTimeout(this.#streamTimer);
     clearTimeout(this.#closeTimer);
+    clearTimeout(this.#routeTimer);
     const ex = this.#current;
     if (ex) {
-      clearTimeout(ex.timer);
+      ex.timed = false;
       if (ex.upstream) {
         ex.upstream.socket.destroy();
         ex.upstream = undefined;
@@ -429,6 +459,20 @@ export class Http1Session {
     clearTimeout(this.#streamTimer);
     this.#streamTimerMs = idleMs;
     this.#streamTimer = unrefTimer(() => this.#onStreamIdleTimeout(), idleMs);
+  }
+
+  #armRouteTimer(ex: Exchange, ms: number): void {
+    ex.timed = true;
+    if (this.#routeTimer && this.#routeTimerMs === ms) {
+      this.#routeTimer.refresh();
+      return;
+    }
+    clearTimeout(this.#routeTimer);
+    this.#routeTimerMs = ms;
+    this.#routeTimer = unrefTimer(() => {
+      const current = this.#current;
+      if (current?.timed) this.#timeout(current);
+    }, ms);
   }
 
   #onIdleTimeout(): void {
@@ -525,7 +569,7 @@ export class Http1Session {
       this.#acc = undefined;
       const rest = parsed.end < this.#buf.length ? this.#buf.subarray(parsed.end) : undefined;
       const head = parsed.head;
-      const raw = head.version === '1.1' && head.form === 'origin' && !head.hopByHop && !head.forwardedProto && !head.expectContinue ? this.#buf.subarray(parsed.start, parsed.end) : undefined;
+      const raw = head.version === '1.1' && head.form === 'origin' && !head.expectContinue ? this.#buf.subarray(parsed.start, parsed.end) : undefined;
       this.#buf = undefined;
       this.#begin(head, rest, raw);
     }
@@ -588,10 +632,7 @@ export class Http1Session {
     cluster.stats.rqTotal.inc();
     this.#enterExchange(sel.route.action.idleTimeoutMs ?? this.#streamIdleMs);
     const timeoutMs = sel.route.action.timeoutMs;
-    if (timeoutMs > 0) {
-      ex.timer = setTimeout(() => this.#timeout(ex), timeoutMs);
-      ex.timer.unref();
-    }
+    if (timeoutMs > 0) this.#armRouteTimer(ex, timeoutMs);
     if (rest) this.#forwardRequestBody(ex, rest, 0);
     this.#attempt(ex);
   }
@@ -610,7 +651,8 @@ export class Http1Session {
       ex.bodyBytes += n;
       if (ex.replay) {
         if (ex.replayBytes + n <= RETRY_BUFFER_LIMIT) {
-          ex.replay.push(slice);
+          if (ex.replay === NO_BYTES) ex.replay = [slice];
+          else ex.replay.push(slice);
           ex.replayBytes += n;
         } else {
           ex.replay = undefined;
@@ -620,7 +662,8 @@ export class Http1Session {
       if (up && !ex.response) {
         forward(slice, up.socket, this.#down);
       } else if (!up && ex.attempts <= 1) {
-        ex.unsent.push(slice);
+        if (ex.unsent === NO_BYTES) ex.unsent = [slice];
+        else ex.unsent.push(slice);
         ex.unsentBytes += n;
         // Not connected yet: hold the client back rather than buffer without bound.
         if (ex.unsentBytes > RETRY_BUFFER_LIMIT) this.#down.pause();
@@ -642,7 +685,7 @@ export class Http1Session {
     const idle = cluster.takeIdle?.();
     if (idle) {
       ex.upstream = idle;
-      ex.upstreamHost = `${idle.host.address}:${idle.host.port}`;
+      ex.upstreamHost = idle.host;
       this.#send(ex, idle);
       return;
     }
@@ -652,7 +695,7 @@ export class Http1Session {
         return;
       }
       ex.upstream = conn;
-      ex.upstreamHost = `${conn.host.address}:${conn.host.port}`;
+      ex.upstreamHost = conn.host;
       this.#send(ex, conn);
     }, (e: unknown) => {
       if (this.#current !== ex) return;
@@ -677,9 +720,12 @@ export class Http1Session {
     const sel = ex.selection!;
     const hostRewrite = sel.host ?? (sel.autoHostRewrite ? conn.host.hostname : undefined);
     const raw = ex.rawHead;
-    // Most requests need no rewriting but the added field: their bytes go out as received (no re-serializing).
-    if (raw && hostRewrite === undefined && !sel.pathRewritten && sel.path === ex.head.target) {
-      return [raw.subarray(0, raw.length - 2), FORWARDED_PROTO_LINE[this.#ctx.scheme]];
+    // Most requests need no rewriting but X-Forwarded-Proto (and hop-by-hop fields dropped): their bytes go out
+    // as received, less those lines (no re-serializing).
+    if (raw && hostRewrite === undefined && !sel.pathRewritten && sel.path === ex.head.target && !ex.upgrade) {
+      const h = ex.head;
+      const edited = rawHeadWithout(raw, h.headers, h.connectionTokens, 'x-forwarded-proto', FORWARDED_PROTO_LINE[this.#ctx.scheme]);
+      if (edited) return [edited];
     }
     const set: string[] = ['x-forwarded-proto', this.#ctx.scheme];
     if (hostRewrite !== undefined) set.push('host', hostRewrite);
@@ -697,18 +743,15 @@ export class Http1Session {
     ex.response = undefined;
     ex.responseFramer = undefined;
     const link = linkOf(sock);
-    link.data = (chunk: Buffer) => this.#onUpstream(ex, conn, chunk);
-    link.end = () => this.#onUpstreamEnd(ex, conn);
-    (conn as { detach?: () => void }).detach = () => {
-      link.data = undefined;
-      link.end = undefined;
-    };
+    link.handler = this.#link;
+    link.ex = ex;
+    link.conn = conn;
     // A retry replays the whole body received so far; the first attempt sends what arrived while connecting.
     const body = ex.attempts > 1 ? (ex.replay ?? []) : ex.unsent;
     // One write (one TLS record, one syscall) for the head and whatever body bytes are here.
     sock.write(body.length === 0 && head.length === 1 ? head[0]! : Buffer.concat(body.length > 0 ? [...head, ...body] : head));
     if (ex.unsentBytes > RETRY_BUFFER_LIMIT) this.#down.resume();
-    ex.unsent = [];
+    ex.unsent = NO_BYTES;
     ex.unsentBytes = 0;
     sock.resume();
   }
@@ -760,14 +803,23 @@ export class Http1Session {
       ex.cluster!.outcome(conn.host, resp.status);
       ex.cluster!.stats.status(resp.status);
       ex.answered = true;
-      clearTimeout(ex.timer);
+      ex.timed = false;
       const keep = resp.keepAlive && ex.head.keepAlive && resp.framing.kind !== 'close' && !this.#draining && !this.#downEnded;
       ex.responseBytes = 0;
       // The head and the body bytes already here go out in one write (one syscall, one TLS record). Without
-      // hop-by-hop fields and with nothing to add, an HTTP/1.1 head goes out as the bytes received.
-      if (keep && !resp.hopByHop && resp.version === '1.1') {
-        this.#forwardResponseBody(ex, conn, parsed.start === 0 ? buf : buf.subarray(parsed.start), parsed.end - parsed.start);
-        return;
+      // hop-by-hop fields and with nothing to add, an HTTP/1.1 head goes out as the bytes received; with them
+      // (nginx's `Connection: keep-alive`), as the bytes received less those lines.
+      if (keep && resp.version === '1.1') {
+        if (!resp.hopByHop) {
+          this.#forwardResponseBody(ex, conn, parsed.start === 0 ? buf : buf.subarray(parsed.start), parsed.end - parsed.start);
+          return;
+        }
+        const rest = parsed.end < buf.length ? buf.subarray(parsed.end) : undefined;
+        const edited = rawHeadWithout(buf.subarray(parsed.start, parsed.end), resp.headers, resp.connectionTokens, undefined, undefined, rest);
+        if (edited) {
+          this.#forwardResponseBody(ex, conn, edited, edited.length - (rest?.length ?? 0));
+          return;
+        }
       }
       const out = serializeResponseHead(resp, keep ? {} : { connection: 'close' });
       this.#forwardResponseBody(ex, conn, parsed.end < buf.length ? Buffer.concat([out, buf.subarray(parsed.end)]) : out, out.length);
@@ -788,7 +840,7 @@ export class Http1Session {
     const up = conn.socket;
     ex.response = resp;
     ex.answered = true;
-    clearTimeout(ex.timer);
+    ex.timed = false;
     clearTimeout(this.#streamTimer);
     clearTimeout(this.#idleTimer);
     clearTimeout(this.#headTimer);
@@ -813,10 +865,6 @@ export class Http1Session {
     }
     if (early) this.#relayUp(ex, early);
     const link = linkOf(up);
-    link.data = (chunk: Buffer) => {
-      ex.responseBytes += chunk.length;
-      forward(chunk, down, up);
-    };
     // Whichever side ends first ends the tunnel; its one access log entry is written then.
     let logged = false;
     const logOnce = () => {
@@ -824,11 +872,19 @@ export class Http1Session {
       logged = true;
       this.#log(ex, 101);
     };
-    link.end = () => {
-      logOnce();
-      if (up.destroyed) down.destroy();
-      else down.end();
+    link.handler = {
+      data: (_ex, _conn, chunk) => {
+        ex.responseBytes += chunk.length;
+        forward(chunk, down, up);
+      },
+      end: () => {
+        logOnce();
+        if (up.destroyed) down.destroy();
+        else down.end();
+      },
     };
+    link.ex = ex;
+    link.conn = conn;
     down.once('close', () => {
       logOnce();
       up.destroy();
@@ -892,7 +948,7 @@ export class Http1Session {
   }
 
   #abandonUpstream(ex: Exchange, conn: UpstreamConnection): void {
-    (conn as { detach?: () => void }).detach?.();
+    unlink(ex, conn);
     ex.upstream = undefined;
     ex.cluster!.release(conn, false);
   }
@@ -941,7 +997,7 @@ export class Http1Session {
   // --- ending an exchange -----------------------------------------------------------------------------
 
   #fail(ex: Exchange, status: number, body: string, flags: string): void {
-    clearTimeout(ex.timer);
+    ex.timed = false;
     ex.flags = flags;
     if (ex.upstream) this.#abandonUpstream(ex, ex.upstream);
     this.#localReply(ex, status, body);
@@ -964,7 +1020,7 @@ export class Http1Session {
     const resp = ex.response!;
     const conn = ex.upstream;
     if (conn) {
-      (conn as { detach?: () => void }).detach?.();
+      unlink(ex, conn);
       ex.upstream = undefined;
       const reusable = resp.keepAlive && resp.framing.kind !== 'close' && !ex.tainted;
       ex.cluster!.release(conn, reusable);
@@ -987,7 +1043,7 @@ export class Http1Session {
     log({
       startTime: ex.started, method: ex.head.method, path: ex.head.path, protocol: `HTTP/${ex.head.version}`, status,
       responseFlags: ex.flags || '-', bytesReceived: ex.bodyBytes, bytesSent: ex.responseBytes, durationMs: this.#ctx.now() - ex.started,
-      upstreamHost: ex.upstreamHost, authority: ex.head.host,
+      upstreamHost: ex.upstreamHost && `${ex.upstreamHost.address}:${ex.upstreamHost.port}`, authority: ex.head.host,
       userAgent: header(ex.head, 'user-agent'), requestId: header(ex.head, 'x-request-id'), upstreamCluster: ex.cluster?.name,
       downstreamRemoteAddress: this.#ctx.remoteAddress,
     });

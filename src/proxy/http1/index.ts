@@ -10,6 +10,6 @@ export {
 export { parseRequestHead, parseResponseHead } from './parse.ts';
 export { BodyFramer, DEFAULT_BODY_LIMITS, type BodyLimits } from './body.ts';
 export {
-  CONTINUE_100, MAX_SET_FIELDS, REASON_PHRASES, localReply, serializeRequestHead, serializeResponseHead,
+  CONTINUE_100, MAX_SET_FIELDS, REASON_PHRASES, localReply, rawHeadWithout, serializeRequestHead, serializeResponseHead,
   type HeadEdits, type LocalReply, type RequestHeadEdits, type ResponseHeadEdits,
 } from './serialize.ts';

@@ -4,7 +4,7 @@ import { describe, test } from 'node:test';
 import { InternalError } from '../../errors/index.ts';
 import { BodyFramer } from './body.ts';
 import { parseRequestHead, parseResponseHead } from './parse.ts';
-import { CONTINUE_100, localReply, serializeRequestHead, serializeResponseHead, type RequestHeadEdits, type ResponseHeadEdits } from './serialize.ts';
+import { CONTINUE_100, localReply, rawHeadWithout, serializeRequestHead, serializeResponseHead, type RequestHeadEdits, type ResponseHeadEdits } from './serialize.ts';
 import { msg } from './testing.ts';
 
 const req = (lines: readonly string[]) => {
@@ -193,5 +193,51 @@ describe('localReply', () => {
     const r = parseResponseHead(CONTINUE_100, 0, 'PUT');
     assert.equal(r?.head.status, 100);
     assert.equal(r?.end, CONTINUE_100.length);
+  });
+});
+
+describe('rawHeadWithout', () => {
+  const XFP = Buffer.from('x-forwarded-proto: https\r\n', 'latin1');
+  /** The fields of a serialized head, each name lowercased, sorted: what a recipient sees, field order aside. */
+  const fields = (text: string) => text.split('\r\n').slice(1).filter((l) => l !== '').map((l) => {
+    const i = l.indexOf(':');
+    return `${l.slice(0, i).toLowerCase()}:${l.slice(i + 1).trim()}`;
+  }).sort();
+  const heads: readonly (readonly string[])[] = [
+    ['GET /a HTTP/1.1', 'Host: h'],
+    ['GET /a HTTP/1.1', 'Host: h', 'Connection: keep-alive', 'Keep-Alive: timeout=5', 'Accept: */*'],
+    ['GET /a HTTP/1.1', 'Host: h', 'X-Forwarded-Proto: http', 'accept: */*', 'x-forwarded-proto: http'],
+    ['GET /a HTTP/1.1', 'Connection: x-secret, close', 'Host: h', 'X-Secret: 1', 'Proxy-Connection: keep-alive', 'Upgrade: h2c'],
+    ['POST /b HTTP/1.1', 'Host: h', 'Content-Length: 3', 'Connection: Content-Length'],
+  ];
+
+  test('gives the fields serializing gives (X-Forwarded-Proto replaced, hop-by-hop dropped), from the bytes received', () => {
+    for (const lines of heads) {
+      const raw = msg(lines);
+      const head = req(lines);
+      const out = rawHeadWithout(raw, head.headers, head.connectionTokens, 'x-forwarded-proto', XFP);
+      assert.ok(out, lines.join(' | '));
+      const text = out.toString('latin1');
+      assert.ok(text.startsWith(`${lines[0]}\r\n`) && text.endsWith('\r\n\r\n'), text);
+      assert.deepEqual(fields(text), fields(forward(lines, { set: ['x-forwarded-proto', 'https'] })), lines.join(' | '));
+      // And the result parses as a head again, its body framing unchanged.
+      const again = parseRequestHead(out, 0);
+      assert.ok(again);
+      assert.deepEqual(again.head.framing, head.framing);
+    }
+  });
+
+  test('responses: Connection: keep-alive dropped, the rest byte for byte, body bytes after it in the same buffer', () => {
+    const lines = ['HTTP/1.1 200 OK', 'Server: nginx', 'Content-Length: 3', 'Connection: keep-alive', 'X-A: b'];
+    const head = res(lines);
+    const out = rawHeadWithout(msg(lines), head.headers, head.connectionTokens, undefined, undefined, Buffer.from('ok\n'));
+    assert.equal(out?.toString('latin1'), 'HTTP/1.1 200 OK\r\nServer: nginx\r\nContent-Length: 3\r\nX-A: b\r\n\r\nok\n');
+    assert.deepEqual(fields(out!.toString('latin1').slice(0, -3)), fields(forwardResponse(lines)));
+  });
+
+  test('a TE field needs serializing (it is rewritten, not dropped): undefined', () => {
+    const lines = ['GET / HTTP/1.1', 'Host: h', 'TE: trailers', 'Connection: te'];
+    const head = req(lines);
+    assert.equal(rawHeadWithout(msg(lines), head.headers, head.connectionTokens, 'x-forwarded-proto', XFP), undefined);
   });
 });

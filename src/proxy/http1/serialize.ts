@@ -75,6 +75,41 @@ export function serializeResponseHead(head: ResponseHead, edits: ResponseHeadEdi
   return Buffer.from(`HTTP/1.1 ${head.status} ${head.reason}\r\n${fieldLines(head.headers, head.connectionTokens, edits, false)}`, 'latin1');
 }
 
+/**
+ * The common forward, cheaply: a head's own bytes (`raw`, from its start line through the blank line) without
+ * its hop-by-hop lines (Connection, Keep-Alive, Proxy-Connection, Upgrade, the fields Connection nominates) and
+ * without every line of the field `replace` (lower case), with `append` (whole field lines) before the blank
+ * line. The same fields as serializing with `set: [replace, ...]` gives, in the same order but for the appended
+ * one, which goes last (field order matters only within one name). Undefined when the head needs what only
+ * serializing does (a TE to rewrite): serialize it then. `headers` are the parsed fields, one per line of `raw`.
+ * `tail` (body bytes that arrived with the head) follows in the same buffer: one write for both.
+ */
+export function rawHeadWithout(raw: Buffer, headers: readonly string[], tokens: readonly string[] | undefined, replace: string | undefined, append: Buffer | undefined, tail?: Buffer): Buffer | undefined {
+  for (let i = 0; i < headers.length; i += 2) if (hopByHop(headers[i] as string) === HOP_TE) return undefined;
+  const out = Buffer.allocUnsafe(raw.length + (append === undefined ? 0 : append.length) + (tail === undefined ? 0 : tail.length));
+  let lineEnd = raw.indexOf(CR_BYTE) + 2; // past the start line
+  let keepFrom = 0;
+  let n = 0;
+  for (let i = 0; i < headers.length; i += 2) {
+    const lineStart = lineEnd;
+    lineEnd = raw.indexOf(CR_BYTE, lineStart) + 2;
+    const name = headers[i] as string;
+    const drop = hopByHop(name) !== HOP_NONE || (tokens !== undefined && nominated(name, tokens)) || (replace !== undefined && strEqLower(name, replace));
+    if (!drop) continue;
+    n += raw.copy(out, n, keepFrom, lineStart);
+    keepFrom = lineEnd;
+  }
+  n += raw.copy(out, n, keepFrom, lineEnd);
+  if (append !== undefined) n += append.copy(out, n);
+  out[n++] = CR_BYTE;
+  out[n++] = LF_BYTE;
+  if (tail !== undefined) n += tail.copy(out, n);
+  return n === out.length ? out : out.subarray(0, n);
+}
+
+const CR_BYTE = 0x0d;
+const LF_BYTE = 0x0a;
+
 // Output is built as one string and encoded once: measured faster than writing bytes into a Buffer from JS
 // (charCodeAt per byte) or one latin1Write per field.
 
