@@ -30,6 +30,7 @@ interface ProxyFlags {
   tcpEgressAddress?: string;
   upstreamMaxRequestsPerConnection?: number;
   upstreamTlsMaxSessionKeys?: number;
+  mux: boolean;
 }
 
 /** The xDS node id: --resource / APPMESH_RESOURCE_ARN, or built from --mesh and the endpoint flag. */
@@ -58,6 +59,7 @@ function define(cmd: Command, kind: 'virtualNode' | 'virtualGateway'): Command {
     .option('--app-address <ip>', 'where its application listens (default 127.0.0.1)', ipAddress)
     .option('--tcp-egress-address <ip>', "without iptables: a listener on this address at each tcp backend's port, to that backend", ipAddress)
     .option('--upstream-max-requests-per-connection <n>', "close an upstream connection after N requests (Envoy's max_requests_per_connection on its clusters to other virtual nodes; 1: a new connection per request)", uint32AtLeast(1))
+    .option('--no-mux', "never offer keymesh's multiplexed hop to other keymesh proxies (keymesh-mux/1, docs/proxy.md): one pooled TLS connection per concurrent request, as to any other server")
     .option('--upstream-tls-max-session-keys <n>', "TLS sessions to keep for resumption on those clusters (Envoy's max_session_keys, default 1; 0: every connection a full handshake)", uint32AtLeast(0))
     .action(async (f: ProxyFlags) => {
       const nodeId = nodeIdOf(f, kind);
@@ -84,6 +86,7 @@ function define(cmd: Command, kind: 'virtualNode' | 'virtualGateway'): Command {
         ...(f.stateDir ? { stateDir: join(f.stateDir, 'svid') } : {}),
         admin,
         ...(Object.keys(placement).length > 0 ? { placement } : {}),
+        ...(f.mux ? {} : { mux: false }),
       });
       process.stdout.write(`keymesh ${kind === 'virtualNode' ? 'proxy' : 'gateway'}: admin on ${admin.host}:${sidecar.adminPort}\n`);
       void sidecar.ready.then(() => process.stdout.write(`keymesh ${kind === 'virtualNode' ? 'proxy' : 'gateway'}: ready (every listener serving)\n`));

@@ -37,6 +37,8 @@ export interface ProxyRuntimeOptions {
   readonly log: ProxyLog;
   readonly accessLogs?: AccessLogWriter;
   readonly now?: () => number;
+  /** Offer keymesh's multiplexed hop (mux/session.ts) on pooled HTTP/1.1 TLS connections (default: yes). */
+  readonly mux?: boolean;
 }
 
 type Resources = ReadonlyMap<string, Json>;
@@ -147,7 +149,7 @@ export class ProxyRuntime {
       const existing = this.#clusters.get(name);
       if (existing) existing.update(spec);
       else {
-        const runtime = new ClusterRuntime(spec, { stats: this.#o.stats, tls: this.#o.tls, log: this.#o.log });
+        const runtime = new ClusterRuntime(spec, { stats: this.#o.stats, tls: this.#o.tls, log: this.#o.log, ...(this.#o.mux === false ? { mux: false } : {}) });
         const assigned = this.#assignments.get(spec.eds?.serviceName ?? name);
         if (assigned) runtime.setEndpoints(assigned);
         this.#clusters.set(name, runtime);

@@ -30,6 +30,8 @@ export interface SidecarOptions {
   readonly admin: { readonly host: string; readonly port: number };
   /** node.metadata.keymesh (listen_address, ingress_port, egress_port, app_address, tcp_egress_address, upstream_max_requests_per_connection, upstream_tls_max_session_keys, endpoint). */
   readonly placement?: Readonly<Record<string, unknown>>;
+  /** Offer keymesh's multiplexed hop on pooled HTTP/1.1 TLS connections to other keymesh proxies (default: yes). */
+  readonly mux?: boolean;
   /** File for access logs of listeners that ask for them with path `/dev/stdout` and friends: handled in access-log.ts. */
   readonly log?: ProxyLog;
 }
@@ -63,7 +65,7 @@ export async function startSidecar(o: SidecarOptions): Promise<RunningSidecar> {
   });
   source.onUpdate(() => tls.localChanged());
   const logs = accessLogWriter();
-  const runtime = new ProxyRuntime({ stats, tls, log, accessLogs: logs });
+  const runtime = new ProxyRuntime({ stats, tls, log, accessLogs: logs, ...(o.mux === false ? { mux: false } : {}) });
   const controlPlane = stats.scope('control_plane');
   const connectedState = controlPlane.gauge('connected_state');
   const rejected = controlPlane.counter('keymesh.rejected_total');

@@ -10,8 +10,9 @@
 // stream of the connection carries that identity (as HTTP/2 streams do).
 //
 // The client side (the cluster's pool) opens streams; the server side (the listener's HTTP connection manager)
-// accepts them. A stream is opened by its first DATA frame; ids only grow. GOAWAY from the server (its filter
-// chain changed: drain) retires the session: no new streams, and the connection closes once the last ends.
+// accepts them. A stream is opened by its first DATA frame (an empty one when it has nothing to say yet); ids
+// only grow, and streams reach the server in id order. GOAWAY from the server (its filter chain changed: drain)
+// retires the session: no new streams, and the connection closes once the last ends.
 import type { Duplex } from 'node:stream';
 import { DATA, END, FrameReader, GOAWAY, HEADER_BYTES, MAX_CONCURRENT_STREAMS, MAX_DATA_PAYLOAD, MuxProtocolError, RESET, u32Payload, WINDOW, writeHeader, type FrameType } from './frames.ts';
 import { MuxStream, type StreamOwner } from './stream.ts';
@@ -42,9 +43,13 @@ export class MuxSession implements StreamOwner {
   readonly #streams = new Map<number, MuxStream>();
   readonly #reader: FrameReader;
   #nextId = 1;
+  /** Client: the highest stream id the peer has heard of (see #announce). */
+  #announced = -1;
   /** Server: the highest stream id the peer opened (a lower unknown id is a stream already over). */
   #lastPeerId = 0;
   #retired = false;
+  /** This side ended the connection (retired, last stream over): nothing more can be written. */
+  #ended = false;
   #closed = false;
   // The batch written at the end of this turn of the event loop. Headers are cut from one slab, reused after
   // each flush (Buffer.concat copies them out).
@@ -116,6 +121,7 @@ export class MuxSession implements StreamOwner {
   // --- StreamOwner ---------------------------------------------------------------------------------------
 
   sendData(id: number, bytes: Buffer): void {
+    this.#announce(id);
     for (let off = 0; off < bytes.length; off += MAX_DATA_PAYLOAD) {
       const part = off === 0 && bytes.length <= MAX_DATA_PAYLOAD ? bytes : bytes.subarray(off, Math.min(off + MAX_DATA_PAYLOAD, bytes.length));
       this.#frame(DATA, id, part);
@@ -123,10 +129,14 @@ export class MuxSession implements StreamOwner {
   }
 
   sendEnd(id: number): void {
+    // Ended before it wrote anything: an empty DATA opens it first (the peer ignores END for an unknown stream).
+    if (this.#announce(id)) this.#frame(DATA, id, undefined);
     this.#frame(END, id, undefined);
   }
 
   sendReset(id: number): void {
+    // A client stream the peer never heard of needs no RESET (and must not open it).
+    if (this.#o.role === 'client' && id > this.#announced) return;
     this.#frame(RESET, id, u32Payload(0));
   }
 
@@ -140,6 +150,21 @@ export class MuxSession implements StreamOwner {
     if (this.#streams.size > 0 || this.#closed) return;
     if (this.#retired) this.#endConnection();
     else this.#armIdle();
+  }
+
+  /**
+   * Client: the server takes a DATA frame for an unknown id at or below the highest it has seen as late bytes of a
+   * stream already over (and drops them), so streams must reach it in id order. Streams opened earlier that have
+   * not sent anything yet (their first write came later in the turn than a newer stream's) are opened first,
+   * with an empty DATA frame each. True when `id` itself is new to the peer.
+   */
+  #announce(id: number): boolean {
+    if (this.#o.role !== 'client' || id <= this.#announced) return false;
+    for (let lower = this.#announced + 2; lower < id; lower += 2) {
+      if (this.#streams.has(lower)) this.#frame(DATA, lower, undefined);
+    }
+    this.#announced = id;
+    return true;
   }
 
   // --- frames in --------------------------------------------------------------------------------------------
@@ -189,7 +214,8 @@ export class MuxSession implements StreamOwner {
   // --- frames out -------------------------------------------------------------------------------------------
 
   #frame(type: FrameType, id: number, payload: Buffer | undefined): void {
-    if (this.#closed) return;
+    // After end() a write would be an error that destroys the socket (and what it still had to send).
+    if (this.#closed || this.#ended) return;
     if (this.#slabUsed + HEADER_BYTES > this.#slab.length) {
       // A very full turn: the headers so far stay where they are (their slab is kept by #out) and a new one starts.
       this.#slab = Buffer.allocUnsafe(HEADER_SLAB_BYTES);
@@ -210,7 +236,7 @@ export class MuxSession implements StreamOwner {
 
   #flushNow(): void {
     this.#flushScheduled = false;
-    if (this.#outBytes === 0 || this.#closed) return;
+    if (this.#outBytes === 0 || this.#closed || this.#ended) return;
     const batch = Buffer.concat(this.#out, this.#outBytes);
     this.#out = [];
     this.#outBytes = 0;
@@ -219,8 +245,9 @@ export class MuxSession implements StreamOwner {
   }
 
   #endConnection(): void {
-    if (this.#closed) return;
+    if (this.#closed || this.#ended) return;
     this.#flushNow();
+    this.#ended = true;
     this.#socket.end();
   }
 

@@ -40,6 +40,8 @@ export class MuxStream extends EventEmitter {
   #ending = false;
   #endSent = false;
   #remoteEnded = false;
+  /** The peer's END was delivered ('end' emitted): not while it waits behind held bytes of a paused stream. */
+  #endDelivered = false;
   #released = false;
   #paused = false;
   /** Received while paused, delivered on resume(); at most the window's worth. */
@@ -141,6 +143,7 @@ export class MuxStream extends EventEmitter {
   received(bytes: Buffer): boolean {
     if (this.#released) return true;
     if (this.#remoteEnded || bytes.length > this.#recvWindow) return false;
+    if (bytes.length === 0) return true; // only opens the stream (session.ts)
     this.#recvWindow -= bytes.length;
     if (this.#paused) (this.#held ??= []).push(bytes);
     else this.#deliver(bytes);
@@ -200,10 +203,12 @@ export class MuxStream extends EventEmitter {
   #sendEnd(): void {
     this.#endSent = true;
     this.#owner.sendEnd(this.id);
-    if (this.#remoteEnded) this.#release();
+    // Over once the peer's END was delivered too; a paused stream still holding it stays until resume().
+    if (this.#endDelivered) this.#release();
   }
 
   #onRemoteEnd(): void {
+    this.#endDelivered = true;
     this.emit('end');
     if (this.#released) return;
     if (!this.#allowHalfOpen) this.end();

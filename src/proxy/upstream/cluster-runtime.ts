@@ -292,6 +292,10 @@ export class ClusterRuntime implements TcpUpstream {
       throw new UpstreamConnectError('overflow', `cluster ${this.spec.name}: too many connections`);
     }
     let socket: ByteStream | undefined;
+    // A new stream on a mux connection already up is a reused connection for the forwarder: a reset before its
+    // response (the peer retired the connection as the stream crossed its GOAWAY, or the connection died) is
+    // retried once, as a pooled HTTP/1.1 connection's.
+    let reused = false;
     try {
       // Pooled HTTP/1.1 over TLS: a stream on the host's multiplexed connection when it has one (or is getting one).
       const viaMux = pooled && alpn === undefined && this.#muxEligible(host);
@@ -299,6 +303,7 @@ export class ClusterRuntime implements TcpUpstream {
         const dialing = this.#muxDialing.get(host);
         if (dialing && !this.#mux.has(host)) await dialing;
         socket = this.#openStream(host);
+        reused = socket !== undefined;
       }
       socket ??= await this.#dial(host, alpn, viaMux);
     } catch (e) {
@@ -327,7 +332,7 @@ export class ClusterRuntime implements TcpUpstream {
       breaker.release('connections');
     });
     socket.on('error', () => {});
-    return { socket, host, reused: false };
+    return { socket, host, reused };
   }
 
   /** Whether requests to this host may share a multiplexed connection (keymesh's proxies on both ends, TLS, HTTP/1.1). */
