@@ -20,6 +20,6 @@ test('other commands, and a process that already has the flags, do not restart',
 test("the user's own settings win, from the command line or NODE_OPTIONS", () => {
   const argv = ['/n/node', '/k/main.ts', 'proxy'];
   assert.deepEqual(dataPlaneRestartArgs({ ...base, execArgv: ['--max-semi-space-size=16'], argv }), ['/n/node', '--single-threaded-gc', '--max-semi-space-size=16', '/k/main.ts', 'proxy']);
-  assert.deepEqual(dataPlaneRestartArgs({ ...base, nodeOptions: '--single_threaded_gc --max-old-space-size=100', argv }), ['/n/node', '--max-semi-space-size=1', '/k/main.ts', 'proxy']);
-  assert.deepEqual(dataPlaneRestartArgs({ ...base, execArgv: ['--no-single-threaded-gc'], argv }), ['/n/node', '--max-semi-space-size=1', '--no-single-threaded-gc', '/k/main.ts', 'proxy']);
+  assert.deepEqual(dataPlaneRestartArgs({ ...base, nodeOptions: '--single_threaded_gc --max-old-space-size=100', argv }), ['/n/node', '--max-semi-space-size=4', '/k/main.ts', 'proxy']);
+  assert.deepEqual(dataPlaneRestartArgs({ ...base, execArgv: ['--no-single-threaded-gc'], argv }), ['/n/node', '--max-semi-space-size=4', '--no-single-threaded-gc', '/k/main.ts', 'proxy']);
 });
