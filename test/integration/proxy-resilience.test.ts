@@ -267,8 +267,10 @@ test('CA rotation under continuous load: prepare, activate, renewals onto the ne
     assert.ok(load.okTotal >= 500, `${load.okTotal} requests in all`);
     assert.ok(load.connections.fresh >= 25 && load.connections.reused >= 250, JSON.stringify(load.connections));
     assert.deepEqual(await sslProblems(), {}, 'no handshake failed on either side of the mTLS hop');
-    // New handshakes happened with both CAs trusted, after activation, and once both sides held new-CA SVIDs.
-    for (const p of ['prepared', 'activated', 'both renewed']) assert.ok((perPhase[p]?.handshakes ?? 0) > 0, `new handshakes on the server sidecar in phase ${p}`);
+    // New handshakes happened with both CAs trusted and once both sides held new-CA SVIDs: the sidecars' one
+    // multiplexed connection (docs/proxy.md) is replaced whenever either side's TLS material changes — the
+    // trust bundle at prepare, each certificate at renewal (activation alone changes no material).
+    for (const p of ['prepared', 'both renewed']) assert.ok((perPhase[p]?.handshakes ?? 0) > 0, `new handshakes on the server sidecar in phase ${p}`);
     // The server's renewal gives its listener a new certificate (and session ticket keys), so sessions from
     // before cannot be resumed: full handshakes in which it presented its new-CA certificate and the client's
     // certificate was verified against the two-CA bundle. The client's renewal alone does not always lead to

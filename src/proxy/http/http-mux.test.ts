@@ -6,7 +6,8 @@
 // a request, and a reset of a reused stream is retried.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { rmSync } from 'node:fs';
+import { renameSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { createServer as createHttpServer, request as httpRequest, type Server as HttpServer } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import { createServer as createNetServer, type AddressInfo, type Server as NetServer } from 'node:net';
@@ -60,7 +61,7 @@ after(async () => {
   rmSync(pki.dir, { recursive: true, force: true });
 });
 
-function downstreamTls(requireClient: boolean, alpn?: string[]) {
+function downstreamTls(requireClient: boolean, alpn?: string[], trustPath = pki.caPath) {
   return {
     name: 'envoy.transport_sockets.tls',
     typedConfig: {
@@ -68,7 +69,7 @@ function downstreamTls(requireClient: boolean, alpn?: string[]) {
       commonTlsContext: {
         tlsParams: { tlsMinimumProtocolVersion: 'TLSv1_2' },
         tlsCertificates: [{ certificateChain: { filename: pki.server.cert }, privateKey: { filename: pki.server.key } }],
-        validationContext: { trustedCa: { filename: pki.caPath } },
+        validationContext: { trustedCa: { filename: trustPath } },
         ...(alpn ? { alpnProtocols: alpn } : {}),
       },
       ...(requireClient ? { requireClientCertificate: { value: true } } : {}),
@@ -76,7 +77,7 @@ function downstreamTls(requireClient: boolean, alpn?: string[]) {
   };
 }
 
-function upstreamTls(extra: Record<string, unknown> = {}) {
+function upstreamTls(extra: Record<string, unknown> = {}, trustPath = pki.caPath) {
   return {
     name: 'envoy.transport_sockets.tls',
     typedConfig: {
@@ -84,7 +85,7 @@ function upstreamTls(extra: Record<string, unknown> = {}) {
       commonTlsContext: {
         tlsParams: { tlsMinimumProtocolVersion: 'TLSv1_2' },
         tlsCertificates: [{ certificateChain: { filename: pki.client.cert }, privateKey: { filename: pki.client.key } }],
-        validationContext: { trustedCa: { filename: pki.caPath }, matchTypedSubjectAltNames: [{ sanType: 'DNS', matcher: { exact: 'colorteller.mesh.local' } }] },
+        validationContext: { trustedCa: { filename: trustPath }, matchTypedSubjectAltNames: [{ sanType: 'DNS', matcher: { exact: 'colorteller.mesh.local' } }] },
       },
       ...extra,
     },
@@ -112,13 +113,13 @@ interface ServerProxy {
 }
 
 /** The server-side keymesh proxy: a TLS HTTP chain in front of the backend. */
-async function serverProxy(o: { requireClient?: boolean; alpn?: string[] } = {}): Promise<ServerProxy> {
+async function serverProxy(o: { requireClient?: boolean; alpn?: string[]; trustPath?: string } = {}): Promise<ServerProxy> {
   const stats = new StatsStore();
   const local = new ClusterRuntime(clusterSpec('local', backendPort), { stats, tls, log: () => {} });
   const port = await freePort();
   const compile = (chainName: string) => compileListener({
     name: 'ingress', address: { socketAddress: { address: '127.0.0.1', portValue: port } },
-    filterChains: [{ name: chainName, filters: [httpConnectionManagerFilter('ingress')], transportSocket: downstreamTls(o.requireClient ?? true, o.alpn) }],
+    filterChains: [{ name: chainName, filters: [httpConnectionManagerFilter('ingress')], transportSocket: downstreamTls(o.requireClient ?? true, o.alpn, o.trustPath) }],
   });
   const httpStats = httpStatsWithHttp2(stats.scope('http.ingress'));
   const table = routesTo('local');
@@ -387,4 +388,49 @@ test('streams the peer refuses because it retired just then (GOAWAY crossing the
   got.forEach((r, i) => assert.equal(r.status, 200, `request ${i}: ${r.body}`));
   assert.equal(peer.sessions(), 2);
   assert.equal(cli.clusterStat('upstream_rq_503'), 0);
+});
+
+/** Repeats `step` (which sends requests) until it says done, within 10 s. */
+async function until(step: () => Promise<boolean>, what: string): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (!(await step())) {
+    if (Date.now() > deadline) assert.fail(`not within 10 s: ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+test('a change of TLS material moves the traffic to a new mutual-TLS connection (client trust, then server trust); no request fails', async () => {
+  // Each side's trust bundle in a file of its own, replaced atomically (rename) as a rotation would.
+  const clientTrust = join(pki.dir, 'mux-client-trust.pem');
+  const serverTrust = join(pki.dir, 'mux-server-trust.pem');
+  const replace = (path: string, text: string) => {
+    writeFileSync(`${path}.tmp`, text);
+    renameSync(`${path}.tmp`, path);
+  };
+  replace(clientTrust, pki.caPem);
+  replace(serverTrust, pki.caPem);
+  const srv = await serverProxy({ trustPath: serverTrust });
+  const cli = await clientProxy(srv.port, upstreamTls({}, clientTrust));
+  await many(cli.port, 20);
+  assert.equal(cli.clusterStat('keymesh.upstream_cx_mux_total'), 1);
+  assert.equal(srv.listenerStat('ssl.handshake'), 1);
+
+  // The client's trust gains a second anchor: its mux connection retires, the next requests handshake anew.
+  replace(clientTrust, `${pki.caPem}${pki.rogue.certPem}`);
+  await until(async () => {
+    await many(cli.port, 4);
+    return cli.clusterStat('keymesh.upstream_cx_mux_total') === 2;
+  }, 'a new mux connection after the client-side change');
+  assert.equal(srv.listenerStat('ssl.handshake'), 2);
+  await eventually(() => cli.clusterStat('keymesh.upstream_cx_mux_active') === 1, 'the retired connection closed', 5_000);
+
+  // The server's trust changes: it drains its connection (GOAWAY), the client reconnects.
+  replace(serverTrust, `${pki.caPem}${pki.rogue.certPem}`);
+  await until(async () => {
+    await many(cli.port, 4);
+    return cli.clusterStat('keymesh.upstream_cx_mux_total') === 3;
+  }, 'a new mux connection after the server-side change');
+  assert.equal(srv.listenerStat('ssl.handshake'), 3);
+  await eventually(() => srv.httpStat('keymesh.downstream_cx_mux_active') === 1, 'the drained connection closed', 5_000);
+  assert.equal(cli.clusterStat('upstream_rq_5xx'), 0);
 });

@@ -1,7 +1,12 @@
 // The HTTP connection manager's side of keymesh's multiplexed hop (mux/session.ts): a TLS connection whose ALPN
 // chose `keymesh-mux/1` carries many virtual connections, and each is an HTTP/1.1 connection of its own (an
 // Http1Session, the same code as for a TCP connection). A drain of the filter chain sends GOAWAY and drains
-// every stream's session; the TLS connection closes when the last stream is over.
+// every stream's session; the TLS connection closes when the last stream is over. So does a change of the chain's
+// TLS material (a rotated certificate, new trust, a new CRL): the client reconnects under the new material, and
+// a revoked peer is refused then, instead of riding on a connection made before.
+//
+// Decided here, not in Envoy (which keeps open connections on a secret update): a multiplexed connection would
+// otherwise carry every request of a pair of proxies for as long as both run.
 import type { DownstreamConnection } from '../listeners/listener.ts';
 import { MuxSession } from '../mux/session.ts';
 import { DEFAULT_IDLE_TIMEOUT_MS, Http1Session, type Http1Context } from './http1-session.ts';
@@ -24,8 +29,11 @@ export function serveMux(conn: DownstreamConnection, ctx: Http1Context): void {
     onProtocolError: () => stats.cxProtocolError.inc(),
     onClose: () => stats.cxMuxActive.dec(),
   });
-  conn.onDrain(() => {
+  const drain = () => {
     mux.retire();
     for (const s of [...sessions]) s.drain();
-  });
+  };
+  conn.onDrain(drain);
+  const unsubscribe = conn.onTlsMaterialChange?.(drain);
+  if (unsubscribe) conn.socket.once('close', unsubscribe);
 }

@@ -58,6 +58,12 @@ export interface DownstreamConnection {
    * drains connections of old chains): e.g. an HTTP session closes once its current exchange is done.
    */
   onDrain(drain: () => void): void;
+  /**
+   * TLS connections: calls `changed` whenever the chain's TLS material (certificate, trust, CRLs) is no longer what
+   * this connection's handshake used (it may call it more than once); returns the unsubscribe. A long-lived
+   * multiplexed connection drains then, so rotated and revoked material takes effect without new connections.
+   */
+  onTlsMaterialChange?(changed: () => void): () => void;
 }
 
 /** The network filter of a chain (http_connection_manager or tcp_proxy). */
@@ -314,7 +320,7 @@ export class RunningListener {
       return;
     }
     const transport = head ? withReplay(socket, head) : socket;
-    this.#terminateTls(transport, socket, chain, (tlsSocket, tls) => handler({ ...base, socket: tlsSocket, tls }));
+    this.#terminateTls(transport, socket, chain, (tlsSocket, onTlsMaterialChange, tls) => handler({ ...base, socket: tlsSocket, tls, onTlsMaterialChange }));
   }
 
   /**
@@ -400,7 +406,12 @@ export class RunningListener {
       tlsSocket.on('error', noop);
       const cipher = tlsSocket.getCipher();
       const spiffe = /URI:(spiffe:\/\/[^,\s]+)/.exec(peer?.subjectAltName ?? '')?.[1];
-      then(tlsSocket, { version: tlsSocket.getProtocol() ?? '', cipher: cipher?.name ?? '', peerSpiffeId: spiffe, peerCertificate: peer !== undefined });
+      const provider = this.#deps.tls;
+      const onTlsMaterialChange = (changed: () => void) => provider.onChange(() => {
+        const now = provider.get(spec);
+        if (!now.ok || now.material.key !== material.key) changed();
+      });
+      then(tlsSocket, onTlsMaterialChange, { version: tlsSocket.getProtocol() ?? '', cipher: cipher?.name ?? '', peerSpiffeId: spiffe, peerCertificate: peer !== undefined });
     });
     return server;
   }
@@ -410,7 +421,7 @@ function httpAlpn(configured: readonly string[], codec: HttpCodec): (arg: { prot
   return ({ protocols }) => selectHttpAlpn(protocols, configured, codec);
 }
 
-type Handshaken = (s: TLSSocket, tls: NonNullable<DownstreamConnection['tls']>) => void;
+type Handshaken = (s: TLSSocket, onTlsMaterialChange: NonNullable<DownstreamConnection['onTlsMaterialChange']>, tls: NonNullable<DownstreamConnection['tls']>) => void;
 
 const EMPTY = Buffer.alloc(0);
 

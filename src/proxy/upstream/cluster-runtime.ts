@@ -104,6 +104,9 @@ export class ClusterRuntime implements TcpUpstream {
   /** Hosts whose TLS did not select the mux protocol (a stock Envoy, a TLS application): plain connections. */
   readonly #noMux = new WeakSet<Host>();
   readonly #muxCx: { total: Counter; active: ReturnType<StatsScope['gauge']> };
+  /** The TLS material (TlsMaterial.key) each mux connection's handshake used. */
+  readonly #muxKeys = new WeakMap<MuxSession, string>();
+  readonly #unsubscribeTls: () => void;
   #hostsReady = false;
   #sweep: NodeJS.Timeout | undefined;
   readonly #live = new Set<ByteStream>();
@@ -126,6 +129,7 @@ export class ClusterRuntime implements TcpUpstream {
     this.#muxCx = { total: s.counter('keymesh.upstream_cx_mux_total'), active: s.gauge('keymesh.upstream_cx_mux_active') };
     this.#tls = this.#compileTls(spec);
     this.#upstream = this.#makeUpstream(spec);
+    this.#unsubscribeTls = deps.tls.onChange(() => this.#retireStaleMux());
     const protocol = () => this.spec.http.protocol;
     this.http = {
       name: spec.name,
@@ -190,6 +194,7 @@ export class ClusterRuntime implements TcpUpstream {
 
   close(): void {
     this.#closed = true;
+    this.#unsubscribeTls();
     clearInterval(this.#sweep);
     this.#upstream.stop();
     this.#drainIdle();
@@ -386,6 +391,7 @@ export class ClusterRuntime implements TcpUpstream {
   }
 
   #startMux(host: Host, socket: Duplex): MuxSession {
+    const provided = this.#deps.tls.get(this.#tls!);
     this.#muxCx.total.inc();
     this.#muxCx.active.inc();
     const session = new MuxSession(socket, {
@@ -397,9 +403,39 @@ export class ClusterRuntime implements TcpUpstream {
         if (this.#mux.get(host) === session) this.#mux.delete(host);
       },
     });
+    if (provided.ok) this.#muxKeys.set(session, provided.material.key);
     // A second session to the same host (the first was full): the newer one takes the new streams.
     this.#mux.set(host, session);
     return session;
+  }
+
+  /**
+   * The cluster's TLS material changed (a renewed certificate, new trust, a CRL): mux connections made under the
+   * old take no new stream (open ones finish), and their idle pooled streams go, so the next requests handshake
+   * under the new material. Envoy keeps open connections on a secret update; a multiplexed connection would
+   * otherwise carry every request to that host for as long as both proxies run (docs/proxy.md).
+   */
+  #retireStaleMux(): void {
+    if (this.#mux.size === 0 || !this.#tls) return;
+    const provided = this.#deps.tls.get(this.#tls);
+    const key = provided.ok ? provided.material.key : undefined;
+    let retired = false;
+    for (const [host, session] of [...this.#mux]) {
+      if (this.#muxKeys.get(session) === key) continue;
+      session.retire();
+      this.#mux.delete(host);
+      retired = true;
+    }
+    if (!retired) return;
+    for (const list of this.#idle.values()) {
+      for (let i = list.length - 1; i >= 0; i--) {
+        const p = list[i]!;
+        if (!(p.socket instanceof MuxStream) || p.socket.poolable) continue;
+        list.splice(i, 1);
+        this.#idleSockets.delete(p.socket);
+        p.socket.destroy();
+      }
+    }
   }
 
   /** New TLS settings or the cluster going: sessions made under the old ones take no new stream. */
