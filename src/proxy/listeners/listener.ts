@@ -32,7 +32,6 @@ import { checkPeer, type PeerProblem, type TlsMaterial } from '../tls/material.t
 import type { TlsProvider } from '../tls/provider.ts';
 import type { FilterChainSpec, ListenerSpec } from './compile.ts';
 import { inspect, MAX_INSPECT_BYTES, type Inspection } from './inspect.ts';
-import { withReplay } from './replay.ts';
 import { needsInspection, selectChain } from './select-chain.ts';
 import { selectHttpAlpn, type HttpCodec } from '../mux/alpn.ts';
 
@@ -319,8 +318,10 @@ export class RunningListener {
       handler({ ...base, socket, tls: undefined });
       return;
     }
-    const transport = head ? withReplay(socket, head) : socket;
-    this.#terminateTls(transport, socket, chain, (tlsSocket, onTlsMaterialChange, tls) => handler({ ...base, socket: tlsSocket, tls, onTlsMaterialChange }));
+    // The bytes the listener filters read go back in front; node's TLSSocket takes over the socket's handle and
+    // feeds what the socket holds to OpenSSL first, so TLS runs on the native handle (no JS stream in between).
+    if (head && head.length > 0) socket.unshift(head);
+    this.#terminateTls(socket, chain, (tlsSocket, onTlsMaterialChange, tls) => handler({ ...base, socket: tlsSocket, tls, onTlsMaterialChange }));
   }
 
   /**
@@ -329,7 +330,7 @@ export class RunningListener {
    * server is shared by the chain's connections; what to do with each once its handshake is done waits in
    * #handshaking under the stream it was handed (see transportOf).
    */
-  #terminateTls(transport: Duplex, socket: Socket, chain: FilterChainSpec, then: Handshaken): void {
+  #terminateTls(socket: Socket, chain: FilterChainSpec, then: Handshaken): void {
     const spec = chain.tls!;
     const provided = this.#deps.tls.get(spec);
     if (!provided.ok) {
@@ -344,9 +345,9 @@ export class RunningListener {
       entry = { key: provided.material.key, server: this.#tlsServer(chain, provided.material) };
       this.#tlsServers.set(chain, entry);
     }
-    this.#handshaking.set(transport, then);
-    entry.server.emit('connection', transport);
-    socket.resume();
+    this.#handshaking.set(socket, then);
+    // Not resumed: TLS reads the handle itself; a flowing socket would hand the bytes put back to nobody.
+    entry.server.emit('connection', socket);
   }
 
   #tlsServer(chain: FilterChainSpec, material: TlsMaterial): TlsServer {
@@ -429,8 +430,8 @@ function noop(): void {}
 
 /**
  * The stream a tls.Server's TLS socket was made over (the one emitted with 'connection'): node keeps a net.Socket
- * as `_parent`, and wraps any other stream (withReplay's) in a JSStreamSocket it keeps on the TLS handle. Not
- * public API, but stable across node's releases; the listener tests run both paths with concurrent connections.
+ * as `_parent` (and wraps any other stream in a JSStreamSocket it keeps on the TLS handle). Not public API, but
+ * stable across node's releases; the listener tests run inspected and direct connections concurrently.
  */
 function transportOf(s: TLSSocket): object | undefined {
   const t = s as unknown as { _parent?: object | null; ssl?: { _parentWrap?: { stream?: object } } | null };
