@@ -716,7 +716,7 @@ export class Http1Session {
   }
 
   /** The request head for the upstream: X-Forwarded-Proto set, the route's host and path rewrites applied. */
-  #upstreamHead(ex: Exchange, conn: UpstreamConnection): Buffer[] {
+  #upstreamHead(ex: Exchange, conn: UpstreamConnection): Buffer {
     const sel = ex.selection!;
     const hostRewrite = sel.host ?? (sel.autoHostRewrite ? conn.host.hostname : undefined);
     const raw = ex.rawHead;
@@ -725,15 +725,15 @@ export class Http1Session {
     if (raw && hostRewrite === undefined && !sel.pathRewritten && sel.path === ex.head.target && !ex.upgrade) {
       const h = ex.head;
       const edited = rawHeadWithout(raw, h.headers, h.connectionTokens, 'x-forwarded-proto', FORWARDED_PROTO_LINE[this.#ctx.scheme]);
-      if (edited) return [edited];
+      if (edited) return edited;
     }
     const set: string[] = ['x-forwarded-proto', this.#ctx.scheme];
     if (hostRewrite !== undefined) set.push('host', hostRewrite);
     if (sel.pathRewritten) set.push('x-envoy-original-path', ex.head.path);
     // 100-continue was answered here (Envoy's default), so the upstream is not asked again.
-    return [serializeRequestHead(ex.head, {
+    return serializeRequestHead(ex.head, {
       target: sel.path, set, ...(ex.head.expectContinue ? { remove: ['expect'] } : {}), ...(ex.upgrade ? { connection: 'upgrade' as const } : {}),
-    })];
+    });
   }
 
   #send(ex: Exchange, conn: UpstreamConnection): void {
@@ -749,7 +749,7 @@ export class Http1Session {
     // A retry replays the whole body received so far; the first attempt sends what arrived while connecting.
     const body = ex.attempts > 1 ? (ex.replay ?? []) : ex.unsent;
     // One write (one TLS record, one syscall) for the head and whatever body bytes are here.
-    sock.write(body.length === 0 && head.length === 1 ? head[0]! : Buffer.concat(body.length > 0 ? [...head, ...body] : head));
+    sock.write(body.length === 0 ? head : Buffer.concat([head, ...body]));
     if (ex.unsentBytes > RETRY_BUFFER_LIMIT) this.#down.resume();
     ex.unsent = NO_BYTES;
     ex.unsentBytes = 0;
