@@ -112,6 +112,8 @@ export class ClusterRuntime implements TcpUpstream {
   readonly #live = new Set<ByteStream>();
   readonly #rq: RequestStats;
   readonly #cx: { total: Counter; active: ReturnType<StatsScope['gauge']>; connectFail: Counter; connectTimeout: Counter; destroy: Counter; overflow: Counter; reused: Counter };
+  /** upstream_cx_max_requests, made the first time a connection reaches max_requests_per_connection. */
+  #maxRequests: Counter | undefined;
   #endpoints: readonly Endpoint[] | undefined;
   #closed = false;
 
@@ -426,16 +428,7 @@ export class ClusterRuntime implements TcpUpstream {
       this.#mux.delete(host);
       retired = true;
     }
-    if (!retired) return;
-    for (const list of this.#idle.values()) {
-      for (let i = list.length - 1; i >= 0; i--) {
-        const p = list[i]!;
-        if (!(p.socket instanceof MuxStream) || p.socket.poolable) continue;
-        list.splice(i, 1);
-        this.#idleSockets.delete(p.socket);
-        p.socket.destroy();
-      }
-    }
+    if (retired) this.#dropIdleWhere((p) => p.socket instanceof MuxStream && !p.socket.poolable);
   }
 
   /** New TLS settings or the cluster going: sessions made under the old ones take no new stream. */
@@ -456,7 +449,7 @@ export class ClusterRuntime implements TcpUpstream {
     if (max !== undefined) {
       const served = (SERVED.get(socket) ?? 0) + 1;
       if (served >= max) {
-        this.#scope.counter('upstream_cx_max_requests').inc();
+        (this.#maxRequests ??= this.#scope.counter('upstream_cx_max_requests')).inc();
         socket.destroy();
         return;
       }
@@ -476,21 +469,26 @@ export class ClusterRuntime implements TcpUpstream {
     if (this.#sweep || idleMs === undefined) return;
     this.#sweep = setInterval(() => {
       const now = Date.now();
-      for (const list of this.#idle.values()) {
-        for (let i = list.length - 1; i >= 0; i--) {
-          const p = list[i]!;
-          if (now - p.since < idleMs) continue;
-          list.splice(i, 1);
-          this.#idleSockets.delete(p.socket);
-          p.socket.destroy();
-        }
-      }
+      this.#dropIdleWhere((p) => now - p.since >= idleMs);
       if (this.#idleSockets.size === 0) {
         clearInterval(this.#sweep);
         this.#sweep = undefined;
       }
     }, Math.max(1000, Math.min(idleMs, 60_000) / 2));
     this.#sweep.unref();
+  }
+
+  /** Closes the pooled connections `stale` picks, and takes them out of the pool. */
+  #dropIdleWhere(stale: (p: Pooled) => boolean): void {
+    for (const list of this.#idle.values()) {
+      for (let i = list.length - 1; i >= 0; i--) {
+        const p = list[i]!;
+        if (!stale(p)) continue;
+        list.splice(i, 1);
+        this.#idleSockets.delete(p.socket);
+        p.socket.destroy();
+      }
+    }
   }
 
   #outcome(host: UpstreamHost, status: number | 'connect-failure' | 'reset' | 'timeout'): void {
